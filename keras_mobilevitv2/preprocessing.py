@@ -1,0 +1,81 @@
+"""The preprocessing facts of a model, written once and read wherever images are prepared.
+
+A model built here carries them in its ``preprocessing`` layer, so they are saved
+in the ``.keras`` file; conversion copies them into the ``.tflite`` file and the
+Android app reads them from there. Nobody types them again.
+"""
+
+import dataclasses
+import math
+
+PREPROCESSING_LAYER = "preprocessing"
+
+
+@dataclasses.dataclass(frozen=True)
+class PreprocessingConfig:
+    """How to turn an image into this model's input.
+
+    input_size: (height, width) the model was built or trained for.
+    crop_fraction: evaluation resizes the short side to size / crop_fraction, then centre-crops.
+    interpolation: the resize filter of training and evaluation ("bicubic").
+    input_max: the value of a white pixel in the model's input, 255.0 when the
+        model scales inside (``include_preprocessing=True``), 1.0 otherwise.
+    class_names: the names of the classifier's outputs, or None.
+    architecture: the model's name in the zoo (``mobilevitv2_050`` ...), or None.
+    """
+
+    input_size: tuple = (256, 256)
+    crop_fraction: float = 0.888
+    interpolation: str = "bicubic"
+    input_max: float = 255.0
+    class_names: tuple | None = None
+    architecture: str | None = None
+
+    @property
+    def resize_size(self):
+        """(height, width) to resize to before the centre crop, as timm computes it."""
+        return tuple(int(math.floor(s / self.crop_fraction)) for s in self.input_size)
+
+    def to_dict(self):
+        data = dataclasses.asdict(self)
+        data["input_size"] = list(self.input_size)
+        data["class_names"] = None if self.class_names is None else list(self.class_names)
+        return data
+
+    @classmethod
+    def from_dict(cls, data):
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - fields
+        if unknown:
+            raise ValueError(f"unknown preprocessing fields: {sorted(unknown)}")
+        data = dict(data)
+        if "input_size" in data:
+            data["input_size"] = tuple(int(s) for s in data["input_size"])
+        if data.get("class_names") is not None:
+            data["class_names"] = tuple(str(c) for c in data["class_names"])
+        return cls(**data)
+
+    def layer_config(self):
+        """Keyword arguments of the ``Preprocessing`` layer that carries these facts."""
+        return dict(
+            rescale=1.0 / self.input_max, input_size=self.input_size, crop_fraction=self.crop_fraction,
+            interpolation=self.interpolation, class_names=self.class_names, architecture=self.architecture)
+
+    @classmethod
+    def from_layer(cls, layer):
+        return cls(
+            input_size=tuple(layer.input_size), crop_fraction=layer.crop_fraction,
+            interpolation=layer.interpolation, input_max=round(1.0 / layer.rescale, 6),
+            class_names=None if layer.class_names is None else tuple(layer.class_names),
+            architecture=layer.architecture)
+
+
+def get_preprocessing(model):
+    """The ``PreprocessingConfig`` a model carries (built here, or loaded from a ``.keras`` file)."""
+    try:
+        layer = model.get_layer(PREPROCESSING_LAYER)
+    except ValueError:
+        raise ValueError(
+            f"model {model.name!r} has no {PREPROCESSING_LAYER!r} layer: it was not built by "
+            "keras_mobilevitv2, so its preprocessing is unknown") from None
+    return PreprocessingConfig.from_layer(layer)

@@ -1,0 +1,119 @@
+"""Where each Keras layer's weights stand in the official (cvnets) and timm checkpoints.
+
+Keras layers are named after where they sit (``layer3_1_transformer0_attn_qkv``);
+``torch_prefix`` turns such a name into the key prefix of the same weights in a
+checkpoint of the given layout, for MobileViTv2 and MobileViT v1 alike.
+"""
+
+import re
+
+LAYOUTS = ("cvnets", "timm")
+
+# Keys that identify a layout: the stem convolution's weight.
+LAYOUT_MARKERS = {"cvnets": "conv_1.block.conv.weight", "timm": "stem.conv.weight"}
+
+_CONV_NORM = {"cvnets": {"conv": "block.conv", "bn": "block.norm"}, "timm": {"conv": "conv", "bn": "bn"}}
+
+_INVERTED_RESIDUAL_PARTS = {
+    "cvnets": {"expand": "block.exp_1x1", "depthwise": "block.conv_3x3", "project": "block.red_1x1"},
+    "timm": {"expand": "conv1_1x1", "depthwise": "conv2_kxk", "project": "conv3_1x1"},
+}
+
+# Parts of a transformer layer: cvnets differs between v2 (1x1 conv layers) and v1 (linear layers).
+_TRANSFORMER_PARTS = {
+    ("cvnets", "mobilevitv2"): {
+        "attn_norm": "pre_norm_attn.0", "attn_qkv": "pre_norm_attn.1.qkv_proj.block.conv",
+        "attn_out": "pre_norm_attn.1.out_proj.block.conv", "ffn_norm": "pre_norm_ffn.0",
+        "ffn_fc1": "pre_norm_ffn.1.block.conv", "ffn_fc2": "pre_norm_ffn.3.block.conv"},
+    ("cvnets", "mobilevit"): {
+        "attn_norm": "pre_norm_mha.0", "attn_qkv": "pre_norm_mha.1.qkv_proj",
+        "attn_out": "pre_norm_mha.1.out_proj", "ffn_norm": "pre_norm_ffn.0",
+        "ffn_fc1": "pre_norm_ffn.1", "ffn_fc2": "pre_norm_ffn.4"},
+    ("timm", "mobilevitv2"): {
+        "attn_norm": "norm1", "attn_qkv": "attn.qkv_proj", "attn_out": "attn.out_proj",
+        "ffn_norm": "norm2", "ffn_fc1": "mlp.fc1", "ffn_fc2": "mlp.fc2"},
+    ("timm", "mobilevit"): {
+        "attn_norm": "norm1", "attn_qkv": "attn.qkv", "attn_out": "attn.proj",
+        "ffn_norm": "norm2", "ffn_fc1": "mlp.fc1", "ffn_fc2": "mlp.fc2"},
+}
+
+_BLOCK_PARTS = {
+    # (layout, family) -> {keras part: checkpoint part}; "{conv_or_bn}" is filled from _CONV_NORM.
+    ("cvnets", "mobilevitv2"): {
+        "local_dw": "local_rep.0.{conv_or_bn}", "local_pw_conv": "local_rep.1.block.conv",
+        "proj": "conv_proj.{conv_or_bn}"},
+    ("cvnets", "mobilevit"): {
+        "local": "local_rep.conv_3x3.{conv_or_bn}", "local_pw_conv": "local_rep.conv_1x1.block.conv",
+        "proj": "conv_proj.{conv_or_bn}", "fusion": "fusion.{conv_or_bn}"},
+    ("timm", "mobilevitv2"): {
+        "local_dw": "conv_kxk.{conv_or_bn}", "local_pw_conv": "conv_1x1", "proj": "conv_proj.{conv_or_bn}"},
+    ("timm", "mobilevit"): {
+        "local": "conv_kxk.{conv_or_bn}", "local_pw_conv": "conv_1x1", "proj": "conv_proj.{conv_or_bn}",
+        "fusion": "conv_fusion.{conv_or_bn}"},
+}
+
+_STAGE_LAYER = re.compile(r"layer(\d+)_(\d+)_(.+)")
+_TRANSFORMER = re.compile(r"transformer(\d+)_(.+)")
+_CONV_OR_BN = re.compile(r"(.+)_(conv|bn)")
+
+
+def _stage_prefix(layout, stage, block):
+    if layout == "cvnets":
+        return f"layer_{stage}.{block}"
+    return f"stages.{stage - 1}.{block}"
+
+
+def torch_prefix(layer_name, layout, family, num_transformer_layers=None):
+    """The checkpoint key prefix of a Keras layer's weights, e.g. ``layer_1.0.block.exp_1x1.block.conv``.
+
+    ``num_transformer_layers`` of the layer's block is needed for the block's final
+    norm in the cvnets layout (``global_rep.{L}``).
+    """
+    conv_norm = _CONV_NORM[layout]
+    if layer_name in ("stem_conv", "stem_bn", "head_conv", "head_bn"):
+        part, kind = layer_name.split("_")
+        base = {"cvnets": {"stem": "conv_1", "head": "conv_1x1_exp"},
+                "timm": {"stem": "stem", "head": "final_conv"}}[layout][part]
+        return f"{base}.{conv_norm[kind]}"
+    if layer_name == "predictions":
+        if layout == "timm":
+            return "head.fc"
+        return "classifier.1" if family == "mobilevitv2" else "classifier.fc"
+
+    match = _STAGE_LAYER.fullmatch(layer_name)
+    if not match:
+        raise KeyError(layer_name)
+    stage, block, rest = int(match[1]), int(match[2]), match[3]
+    prefix = _stage_prefix(layout, stage, block)
+
+    transformer = _TRANSFORMER.fullmatch(rest)
+    if transformer:
+        index, part = int(transformer[1]), transformer[2]
+        container = "global_rep" if layout == "cvnets" else "transformer"
+        return f"{prefix}.{container}.{index}.{_TRANSFORMER_PARTS[(layout, family)][part]}"
+    if rest == "norm":
+        if layout == "timm":
+            return f"{prefix}.norm"
+        if num_transformer_layers is None:
+            raise ValueError("num_transformer_layers is needed for the cvnets layout's final norm")
+        return f"{prefix}.global_rep.{num_transformer_layers}"
+
+    block_parts = _BLOCK_PARTS[(layout, family)]
+    if rest in block_parts:
+        return f"{prefix}.{block_parts[rest]}"
+    conv_or_bn = _CONV_OR_BN.fullmatch(rest)
+    if conv_or_bn:
+        part, kind = conv_or_bn[1], conv_or_bn[2]
+        if part in _INVERTED_RESIDUAL_PARTS[layout]:
+            return f"{prefix}.{_INVERTED_RESIDUAL_PARTS[layout][part]}.{conv_norm[kind]}"
+        if part in block_parts:
+            return f"{prefix}.{block_parts[part].format(conv_or_bn=conv_norm[kind])}"
+    raise KeyError(layer_name)
+
+
+def detect_layout(state_dict):
+    """``"cvnets"`` or ``"timm"``, from the keys of a state dict; None if neither."""
+    for layout, marker in LAYOUT_MARKERS.items():
+        if marker in state_dict:
+            return layout
+    return None
