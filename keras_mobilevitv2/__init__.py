@@ -1,13 +1,28 @@
-"""MobileViTv2 and MobileViT for Keras 3, tf_keras and TensorFlow Lite."""
+"""MobileViTv2 and MobileViT for Keras 3, tf_keras and TensorFlow Lite.
 
-from . import backend  # noqa: F401  (sets the TensorFlow backend before Keras is imported)
-from . import architectures, layers  # noqa: F401
-from .models import MobileViT, MobileViTv2, build_model, create_model, list_models, load_weights
-from .preprocessing import PreprocessingConfig, get_preprocessing
+The public names load on first use, so that ``mobilevitv2 --help`` and
+``import keras_mobilevitv2.cli`` do not wait for TensorFlow.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "MobileViT", "MobileViTv2", "PreprocessingConfig", "architectures", "build_model", "create_model",
-    "get_preprocessing", "layers", "list_models", "load_weights",
-]
+_EXPORTS = {
+    "MobileViTv2": "models", "MobileViT": "models", "build_model": "models", "create_model": "models",
+    "list_models": "models", "load_weights": "models",
+    "PreprocessingConfig": "preprocessing", "get_preprocessing": "preprocessing",
+    "count_parameters": "complexity", "count_macs": "complexity",
+    "load_pytorch_checkpoint": "weights", "import_checkpoint": "weights",
+}
+_SUBMODULES = ("architectures", "backend", "complexity", "files", "layers", "models", "preprocessing", "weights")
+
+__all__ = sorted(_EXPORTS) + list(_SUBMODULES)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

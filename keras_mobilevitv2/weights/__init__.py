@@ -75,7 +75,7 @@ def read_checkpoint(path, prefer_ema=True):
     raise CheckpointError(f"{path}: not a PyTorch checkpoint or safetensors file")
 
 
-# Keras weight -> checkpoint suffix and the transform from the PyTorch array, by layer class.
+# Keras weight -> (checkpoint suffix, PyTorch array -> Keras array, Keras shape -> PyTorch shape).
 def _conv_kernel(array):
     if array.ndim == 2:  # a linear layer ([out, in]) that runs here as a 1x1 convolution
         return array.T[None, None]
@@ -86,17 +86,18 @@ def _depthwise_kernel(array):
     return array.transpose(2, 3, 0, 1)  # [channels, 1, kh, kw] -> [kh, kw, channels, 1]
 
 
-def _identity(array):
+def _same(array):
     return array
 
 
-_NORM_SPEC = (("weight", _identity), ("bias", _identity))
+_VECTOR = (_same, lambda shape: shape)
+_NORM_SPEC = (("weight", *_VECTOR), ("bias", *_VECTOR))
 _WEIGHT_SPECS = {
-    "Conv2D": (("weight", _conv_kernel), ("bias", _identity)),
-    "DepthwiseConv2D": (("weight", _depthwise_kernel), ("bias", _identity)),
-    "Dense": (("weight", lambda a: a.T), ("bias", _identity)),
-    "BatchNormalization": (("weight", _identity), ("bias", _identity),
-                           ("running_mean", _identity), ("running_var", _identity)),
+    "Conv2D": (("weight", _conv_kernel, lambda s: (s[3], s[2], s[0], s[1])), ("bias", *_VECTOR)),
+    "DepthwiseConv2D": (("weight", _depthwise_kernel, lambda s: (s[2], s[3], s[0], s[1])), ("bias", *_VECTOR)),
+    "Dense": (("weight", lambda a: a.T, lambda s: (s[1], s[0])), ("bias", *_VECTOR)),
+    "BatchNormalization": (("weight", *_VECTOR), ("bias", *_VECTOR),
+                           ("running_mean", *_VECTOR), ("running_var", *_VECTOR)),
     "LayerNormalization": _NORM_SPEC,
     "OneGroupNorm": _NORM_SPEC,
 }
@@ -168,7 +169,7 @@ def load_pytorch_checkpoint(model, path, skip_head=False, prefer_ema=True):
             raise ValueError(f"layer {layer.name} ({type(layer).__name__}) has weights this importer does not know")
         prefix = torch_prefix(layer.name, layout, family, layer_counts.get(layer.name.rsplit("_", 1)[0]))
         values = []
-        for (suffix, transform), weight in zip(specs, layer.weights):
+        for (suffix, transform, torch_shape), weight in zip(specs, layer.weights):
             key = f"{prefix}.{suffix}"
             if key not in state:
                 missing.append(key)
@@ -176,8 +177,8 @@ def load_pytorch_checkpoint(model, path, skip_head=False, prefer_ema=True):
             used.add(key)
             value = transform(state[key])
             if tuple(value.shape) != tuple(weight.shape):
-                mismatched.append(f"{key}: checkpoint {tuple(state[key].shape)}, model needs "
-                                  f"{tuple(weight.shape)} (Keras layout, layer {layer.name})")
+                mismatched.append(f"{key}: checkpoint {tuple(state[key].shape)}, model "
+                                  f"{tuple(torch_shape(tuple(weight.shape)))}")
                 continue
             values.append(value.astype(np.float32))
         assignments.append((layer, values))
@@ -196,11 +197,11 @@ def load_pytorch_checkpoint(model, path, skip_head=False, prefer_ema=True):
                          "to keep a freshly initialised head")
         else:
             guess = _guess_model(state, layout)
-            if guess:
-                lines.append(f"  the checkpoint looks like {guess}")
+            if guess and guess != model.name:
+                lines.append(f"  the checkpoint looks like {guess}: build that model (--model {guess})")
         for title, keys in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
             if keys:
-                shown = "; ".join(keys[:8]) + (f"; ... ({len(keys) - 8} more)" if len(keys) > 8 else "")
+                shown = "; ".join(keys[:4]) + (f"; ... ({len(keys) - 4} more)" if len(keys) > 4 else "")
                 lines.append(f"  {title} ({len(keys)}): {shown}")
         raise CheckpointMismatchError("\n".join(lines))
 
