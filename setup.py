@@ -22,7 +22,7 @@ setup(
     packages=find_packages(include=["keras_mobilevitv2", "keras_mobilevitv2.*"]) + ["mobilevitv2_tflite"],
     # The folder is tflite/, but an import named tflite would shadow the PyPI package of that name.
     package_dir={"mobilevitv2_tflite": "tflite"},
-    install_requires=["tensorflow>=2.21,<2.22", "keras>=3.12", "numpy>=1.26"],
+    install_requires=["tensorflow>=2.21,<2.22", "keras>=3.12", "numpy>=1.26", "tensorboard>=2.20"],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["mobilevitv2=keras_mobilevitv2.cli:main"]},
     license="Apache-2.0",

@@ -58,6 +58,99 @@ def cmd_import_weights(args):
     print(f"wrote {args.out}: {model.name}, input {model.input_shape}, output {model.output_shape} (logits)")
 
 
+def cmd_make_sample_data(args):
+    from .data import make_sample_data
+
+    count = make_sample_data(args.out, overwrite=args.overwrite)
+    print(f"wrote {count} digit images (10 classes) to {args.out}")
+
+
+def cmd_make_tfrecords(args):
+    from .data import make_tfrecords
+
+    index = make_tfrecords(args.data, args.out, shards=args.shards, overwrite=args.overwrite)
+    counts = ", ".join(f"{split}: {entry['count']}" for split, entry in index["splits"].items())
+    print(f"wrote {args.out}: {counts} images, {len(index['class_names'])} classes; "
+          f"{len(index['skipped'])} unreadable file(s) skipped")
+
+
+# train flag -> (TrainConfig field, or AugmentConfig field in augment_overrides)
+_AUGMENT_FLAGS = {
+    "random_resized_crop": "random_resized_crop", "crop_scale": "crop_scale", "flip": "horizontal_flip",
+    "randaugment": "randaugment", "randaugment_magnitude": "randaugment_magnitude",
+    "random_erasing": "random_erasing", "mixup": "mixup_alpha", "cutmix": "cutmix_alpha",
+}
+_TRAIN_FIELDS = (
+    "model", "image_size", "epochs", "batch_size", "learning_rate", "min_learning_rate", "weight_decay",
+    "warmup_steps", "global_clipnorm", "label_smoothing", "ema_momentum", "augmentation", "val_split", "seed",
+    "deterministic", "mixed_precision", "strategy", "init_from", "skip_head", "freeze_backbone", "multi_scale",
+)
+
+
+def train_settings(args):
+    """The TrainConfig fields a ``train`` command line sets (flags left out keep the recipe's values)."""
+    settings = {f: getattr(args, f) for f in _TRAIN_FIELDS if getattr(args, f, None) is not None}
+    overrides = {field: getattr(args, flag) for flag, field in _AUGMENT_FLAGS.items()
+                 if getattr(args, flag, None) is not None}
+    if "crop_scale" in overrides:
+        overrides["crop_scale"] = tuple(overrides["crop_scale"])
+    if overrides:
+        settings["augment_overrides"] = overrides
+    return settings
+
+
+def cmd_train(args):
+    from .training import train
+
+    result = train(args.data, args.out, val_data=args.val_data, resume=args.resume, overwrite=args.overwrite,
+                   verbose=0 if args.quiet else 1, **train_settings(args))
+    last = result.history[-1] if result.history else {}
+    summary = ", ".join(f"{k} {last[k]:.4f}" for k in ("accuracy", "val_accuracy") if k in last)
+    print(f"wrote {result.run_dir}/model.keras ({summary})")
+
+
+def _add_train_arguments(parser):
+    parser.add_argument("--data", required=True, help="DIR/<class>/*, DIR/train + DIR/val, or TFRecords")
+    parser.add_argument("--model", help="zoo name (default mobilevitv2_050)")
+    parser.add_argument("--out", required=True, help="the run directory")
+    parser.add_argument("--image-size", type=int)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--batch-size", type=int, help="global batch size (default 128)")
+    parser.add_argument("--val-data", help="a separate validation folder")
+    parser.add_argument("--val-split", type=float, help="fraction of each class kept for validation (0.1)")
+    parser.add_argument("--init-from", help="a .keras model or an official / timm checkpoint to start from")
+    parser.add_argument("--skip-head", action="store_true", default=None, help="with --init-from: fresh classifier")
+    parser.add_argument("--freeze-backbone", action="store_true", default=None, help="train the classifier only")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--overwrite", action="store_true", help="delete the run in --out and start again")
+    parser.add_argument("--strategy", choices=["auto", "mirrored", "multiworker", "default"])
+    parser.add_argument("--mixed-precision", action="store_true", default=None)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--deterministic", action="store_true", default=None,
+                        help="repeatable to the bit, resumable exactly (slower input pipeline)")
+    parser.add_argument("--multi-scale", action="store_true", default=None,
+                        help="MobileViT v1's variable resolution and batch size sampler")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, one line per epoch")
+    recipe = parser.add_argument_group("recipe (defaults: the official ImageNet recipe for the model)")
+    recipe.add_argument("--lr", dest="learning_rate", type=float, help="peak learning rate")
+    recipe.add_argument("--min-lr", dest="min_learning_rate", type=float)
+    recipe.add_argument("--weight-decay", type=float)
+    recipe.add_argument("--warmup-steps", type=int)
+    recipe.add_argument("--clipnorm", dest="global_clipnorm", type=float)
+    recipe.add_argument("--label-smoothing", type=float)
+    recipe.add_argument("--ema-momentum", type=float, help="Keras convention, 0.9995; 0 turns EMA off")
+    augment = parser.add_argument_group("augmentation")
+    augment.add_argument("--augmentation", choices=["recipe", "light", "none"], help="preset (recipe)")
+    augment.add_argument("--random-resized-crop", action=argparse.BooleanOptionalAction)
+    augment.add_argument("--crop-scale", type=float, nargs=2, metavar=("MIN", "MAX"))
+    augment.add_argument("--flip", action=argparse.BooleanOptionalAction, help="horizontal flips")
+    augment.add_argument("--randaugment", action=argparse.BooleanOptionalAction)
+    augment.add_argument("--randaugment-magnitude", type=float)
+    augment.add_argument("--random-erasing", type=float, metavar="P")
+    augment.add_argument("--mixup", type=float, metavar="ALPHA", help="0 turns it off")
+    augment.add_argument("--cutmix", type=float, metavar="ALPHA", help="0 turns it off")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="mobilevitv2", description=__doc__.split(":")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -83,6 +176,22 @@ def build_parser():
     weights.add_argument("--labels", help="class names: a text file, one per line, or a JSON list")
     weights.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     weights.set_defaults(run=cmd_import_weights)
+
+    sample = commands.add_parser("make-sample-data", help="write scikit-learn's digits as an image folder")
+    sample.add_argument("out")
+    sample.add_argument("--overwrite", action="store_true")
+    sample.set_defaults(run=cmd_make_sample_data)
+
+    records = commands.add_parser("make-tfrecords", help="image folder -> TFRecord shards")
+    records.add_argument("data")
+    records.add_argument("out")
+    records.add_argument("--shards", type=int, default=8)
+    records.add_argument("--overwrite", action="store_true")
+    records.set_defaults(run=cmd_make_tfrecords)
+
+    train = commands.add_parser("train", help="train or fine-tune with keras fit on tf.data")
+    _add_train_arguments(train)
+    train.set_defaults(run=cmd_train)
     return parser
 
 
@@ -94,7 +203,8 @@ def main(argv=None):
 
     try:
         args.run(args)
-    except (CheckpointError, OutputExistsError, FileNotFoundError, ValueError, ImportError) as error:
+    except (CheckpointError, OutputExistsError, FileNotFoundError, FileExistsError, ValueError,
+            ImportError) as error:
         print(f"mobilevitv2 {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

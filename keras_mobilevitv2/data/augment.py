@@ -136,16 +136,17 @@ class Augmenter:
         # Assigning in the epoch's own dataset function breaks the layers' shapes (TF 2.21); here it is safe.
         return tf.cond(tf.equal(index, 0), reseed, lambda: tf.constant(0))
 
-    def per_image(self, image, seed):
+    def per_image(self, image, seed, size=None):
+        """Crop (or resize) to ``size`` (default: the run's image size, else a [2] tensor), and flip."""
         config = self.config
+        size = self.image_size if size is None else size
         if config.random_resized_crop:
-            image = random_resized_crop(image, self.image_size, config.crop_scale, config.crop_ratio,
-                                        seed, self.interpolation)
+            image = random_resized_crop(image, size, config.crop_scale, config.crop_ratio, seed, self.interpolation)
         else:
-            image = resize_image(image, self.image_size, self.interpolation)
+            image = resize_image(image, size, self.interpolation)
         if config.horizontal_flip:
             image = tf.image.stateless_random_flip_left_right(image, seed=seed + [0, 1])
-        image.set_shape((*self.image_size, 3))
+        image.set_shape((*(size if isinstance(size, tuple) else (None, None)), 3))
         return image
 
     def per_image_keras(self, image, index, epoch):
@@ -161,9 +162,9 @@ class Augmenter:
             batch = tf.clip_by_value(tf.cast(self.randaugment(batch, training=True), tf.float32), 0.0, 255.0)
         if self.erasing is not None:
             batch = tf.cast(self.erasing(batch, training=True), tf.float32)
-        image = tf.reshape(batch, tf.shape(image))
-        image.set_shape((*self.image_size, 3))
-        return image
+        shaped = tf.reshape(batch, tf.shape(image))
+        shaped.set_shape(image.shape)
+        return shaped
 
     def per_batch(self, images, labels, seed, index, epoch):
         """MixUp or CutMix of a batch; ``index``: the batch's place in its epoch."""

@@ -1,0 +1,9 @@
+"""Training with keras.Model.fit on tf.data: the official recipe, resumable and distributable."""
+
+from .recipe import AdamW, TrainConfig, learning_rate_schedule, make_optimizer
+from .train import RunDirError, TrainResult, initialise, load_data, make_strategy, save_inference_model, train
+
+__all__ = [
+    "AdamW", "RunDirError", "TrainConfig", "TrainResult", "initialise", "learning_rate_schedule", "load_data",
+    "make_optimizer", "make_strategy", "save_inference_model", "train",
+]

@@ -1,0 +1,296 @@
+"""``train``: keras.Model.fit on tf.data with the official recipe, resumable and distributable."""
+
+import dataclasses
+import os
+import shutil
+import sys
+
+import keras
+import tensorflow as tf
+
+from .. import data as data_lib
+from ..files import atomic_output
+from ..models import CHECKPOINT_SUFFIXES, create_model
+from ..preprocessing import get_preprocessing
+from .callbacks import (STATE_FILE, EpochSummary, ModelExport, ResumeCheckpoint, RunHistory, read_json,
+                        write_json)
+from .recipe import TrainConfig, make_optimizer
+
+CONFIG_FILE = "config.json"
+# Settings that may differ when a run is resumed: they do not change what is computed.
+_RESUMABLE_CHANGES = ("cache_bytes", "strategy")
+
+
+class RunDirError(ValueError):
+    """A run directory that cannot be used as asked (exists, or has nothing to resume)."""
+
+
+@dataclasses.dataclass
+class TrainResult:
+    model: keras.Model  # the final model (EMA weights when EMA is on), as saved in model.keras
+    history: list  # one dict per epoch of the whole run, as in history.csv
+    run_dir: str
+
+
+def make_strategy(name="auto"):
+    """The tf.distribute strategy: ``auto`` (several GPUs: mirrored; TF_CONFIG: multi-worker;
+    else one device), ``mirrored``, ``multiworker`` (driven by TF_CONFIG) or ``default``."""
+    if name == "auto":
+        if len(tf.config.list_logical_devices("GPU")) > 1:
+            name = "mirrored"
+        elif os.environ.get("TF_CONFIG"):
+            name = "multiworker"
+        else:
+            name = "default"
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ValueError("--strategy multiworker needs TF_CONFIG (the cluster and this worker's task)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "default":
+        return tf.distribute.get_strategy()
+    raise ValueError(f"unknown strategy {name!r}: auto, mirrored, multiworker or default")
+
+
+def _worker(strategy):
+    """``(is_chief, index)`` of this process in a multi-worker cluster; (True, 0) otherwise."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True, 0
+    index = resolver.task_id or 0
+    is_chief = resolver.task_type == "chief" or (resolver.task_type == "worker" and index == 0
+                                                  and "chief" not in resolver.cluster_spec().as_dict())
+    return is_chief, index
+
+
+def _prepare_run_dir(run_dir, resume, overwrite):
+    """Checks the run directory; returns the saved state when resuming, else None."""
+    state_path = os.path.join(run_dir, "checkpoints", STATE_FILE)
+    exists = os.path.isdir(run_dir) and bool(os.listdir(run_dir))
+    if resume:
+        if not os.path.isfile(state_path):
+            raise RunDirError(f"{run_dir}: nothing to resume (no completed epoch in checkpoints/{STATE_FILE})")
+        return read_json(state_path)
+    if exists:
+        if not overwrite:
+            raise RunDirError(f"{run_dir} exists: pass --resume to continue it or --overwrite to start again")
+        if not os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):
+            raise RunDirError(f"{run_dir} is not a training run (no {CONFIG_FILE}): refusing to delete it")
+        shutil.rmtree(run_dir)
+    os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
+    return None
+
+
+def load_data(data, config, val_data=None, progress=True):
+    """``(train, val)`` sources from an image folder (split or not) or TFRecords; val may be None."""
+    data = os.fspath(data)
+    if data_lib.is_tfrecord_dir(data):
+        train = data_lib.load_tfrecords(data, "train")
+        val = data_lib.load_tfrecords(data, "val")
+    elif data_lib.has_train_val_split(data) and val_data is None:
+        train = data_lib.scan_image_folder(os.path.join(data, "train"), progress=progress)
+        val = data_lib.scan_image_folder(os.path.join(data, "val"), train.class_names, progress=progress)
+    else:
+        train = data_lib.scan_image_folder(data, progress=progress)
+        val = None
+    if val_data is not None:
+        val = (data_lib.load_tfrecords(val_data, "val") if data_lib.is_tfrecord_dir(val_data)
+               else data_lib.scan_image_folder(val_data, train.class_names, progress=progress))
+    elif val is None and config.val_split > 0 and isinstance(train, data_lib.ImageFolder):
+        skipped = train.skipped
+        train, val = data_lib.split_folder(train, config.val_split, config.seed)
+        train = dataclasses.replace(train, skipped=skipped)
+    return train, val
+
+
+def _copy_weights_from(model, source, skip_head):
+    """Starts ``model`` from a saved ``.keras`` model of the same architecture (by layer name)."""
+    mismatched = []
+    for layer in model.layers:
+        if not layer.weights or (skip_head and layer.name == "predictions"):
+            continue
+        try:
+            values = source.get_layer(layer.name).get_weights()
+        except ValueError:
+            mismatched.append(f"{layer.name}: not in the source model")
+            continue
+        shapes = [tuple(v.shape) for v in values]
+        if shapes != [tuple(w.shape) for w in layer.weights]:
+            mismatched.append(f"{layer.name}: source {shapes}, model {[tuple(w.shape) for w in layer.weights]}")
+            continue
+        layer.set_weights(values)
+    if mismatched:
+        hint = " (other classes? pass --skip-head)" if any(m.startswith("predictions") for m in mismatched) else ""
+        raise ValueError(f"the --init-from model does not fit{hint}: " + "; ".join(mismatched[:5]))
+
+
+def initialise(model, path, skip_head=False):
+    """Starts from a ``.keras`` model of this package or an official / timm checkpoint."""
+    path = os.fspath(path)
+    if path.endswith(CHECKPOINT_SUFFIXES):
+        from ..weights import load_pytorch_checkpoint
+
+        load_pytorch_checkpoint(model, path, skip_head=skip_head)
+    elif path.endswith(".keras"):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"--init-from model not found: {path}")
+        _copy_weights_from(model, keras.saving.load_model(path, safe_mode=True, compile=False), skip_head)
+    else:
+        raise ValueError(f"{path}: --init-from takes a .keras model or a PyTorch checkpoint")
+
+
+def _build_model(config, class_names, input_shape, dtype_policy=None):
+    previous = keras.config.dtype_policy()
+    if dtype_policy:
+        keras.config.set_dtype_policy(dtype_policy)
+    try:
+        return create_model(config.model, input_shape=input_shape, classes=len(class_names),
+                            class_names=class_names, classifier_activation=None)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def train(data, out, config=None, val_data=None, resume=False, overwrite=False, callbacks=(), verbose=1,
+          **settings):
+    """Trains a zoo model on an image folder or TFRecords; writes the run directory ``out``.
+
+    Args:
+        data: ``DIR/<class>/*``, ``DIR/train`` + ``DIR/val``, or a ``make_tfrecords`` folder.
+        out: the run directory: checkpoints/ (resume state, ema.keras, best.keras),
+            history.csv, training_curves.png, tensorboard/, config.json, data_report.txt
+            and, at the end, model.keras (EMA weights, class names and preprocessing inside).
+        config: a ``TrainConfig``; or give its fields as keyword arguments.
+        val_data: a separate validation folder (else ``DIR/val``, or ``config.val_split``).
+        resume: continue the run in ``out`` from its last completed epoch.
+        overwrite: delete an existing run in ``out`` and start again.
+        callbacks: more Keras callbacks.
+        verbose: Keras' progress bar (1) or not (0); the per-epoch line is always printed.
+    """
+    config = dataclasses.replace(config or TrainConfig(), **settings)
+    strategy = make_strategy(config.strategy)
+    is_chief, worker_index = _worker(strategy)
+    out = os.fspath(out)
+    run_dir = out if is_chief else os.path.join(out, f"worker-{worker_index}")
+
+    state = _prepare_run_dir(run_dir, resume, overwrite)
+    if state is not None:
+        saved = read_json(os.path.join(run_dir, CONFIG_FILE))
+        requested = dataclasses.asdict(config)
+        changed = [k for k in saved["requested"] if k not in _RESUMABLE_CHANGES
+                   and k in requested and saved["requested"][k] != requested[k] and settings.get(k) is not None]
+        if changed:
+            raise RunDirError(f"{run_dir}: cannot resume with other settings ({', '.join(changed)}); "
+                              "resume with the run's own settings or start a new run")
+        config = dataclasses.replace(TrainConfig(**saved["requested"]),
+                                     **{k: requested[k] for k in _RESUMABLE_CHANGES})
+
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+    train_source, val_source = load_data(data, config, val_data)
+    report = train_source.report() if isinstance(train_source, data_lib.ImageFolder) else ""
+    if report:
+        print(report, file=sys.stderr, flush=True)
+    with atomic_output(os.path.join(run_dir, "data_report.txt")) as temporary:
+        with open(temporary, "w") as file:
+            counts = ", ".join(f"{n}: {c}" for n, c in zip(train_source.class_names, _counts(train_source)))
+            file.write(f"training images: {len(train_source)} ({counts})\n"
+                       f"validation images: {len(val_source) if val_source else 0}\n{report}\n")
+
+    image_size = (config.image_size, config.image_size)
+    steps = data_lib.steps_per_epoch(train_source, config.batch_size)
+    resolved = config.resolved(steps)
+    if state is None:
+        write_json(os.path.join(run_dir, CONFIG_FILE), {
+            "requested": dataclasses.asdict(config), "resolved": dataclasses.asdict(resolved),
+            "data": os.path.abspath(os.fspath(data)), "class_names": list(train_source.class_names),
+            "replicas": strategy.num_replicas_in_sync})
+    print(f"{config.model} at {config.image_size}x{config.image_size}: {len(train_source)} training images, "
+          f"{len(val_source) if val_source else 0} validation, {len(train_source.class_names)} classes; "
+          f"{steps} steps of {config.batch_size} per epoch on {strategy.num_replicas_in_sync} replica(s); "
+          f"peak lr {resolved.learning_rate:.3g}, weight decay {resolved.weight_decay:g}, "
+          f"warm-up {resolved.warmup_steps} steps", flush=True)
+
+    class_names = train_source.class_names
+    dtype_policy = None
+    if config.mixed_precision:
+        dtype_policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
+    with strategy.scope():
+        model = _build_model(config, class_names, (*image_size, 3) if not config.multi_scale else (None, None, 3),
+                             dtype_policy)
+        if config.init_from and state is None:
+            initialise(model, config.init_from, config.skip_head)
+        if config.freeze_backbone:
+            for layer in model.layers:
+                layer.trainable = layer.name == "predictions"
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        if len(class_names) > 5:
+            metrics.append(keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"))
+        model.compile(
+            optimizer=make_optimizer(resolved, steps),
+            loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
+            metrics=metrics,
+            jit_compile=False,  # XLA compiles slowly on CPU and breaks exact resumption
+        )
+        initial_epoch = 0
+        if state is not None:
+            model.optimizer.build(model.trainable_variables)
+            model.load_weights(os.path.join(run_dir, "checkpoints", state["weights"]))
+            initial_epoch = int(state["completed_epochs"])
+            print(f"resuming {run_dir} after epoch {initial_epoch}", flush=True)
+
+    if initial_epoch >= config.epochs:
+        print(f"{run_dir}: all {config.epochs} epochs are done", flush=True)
+    augment = config.augment_config()
+    if config.multi_scale:
+        train_dataset, steps = data_lib.make_multi_scale_dataset(
+            train_source, config.image_size, config.batch_size, augment, config.seed, initial_epoch,
+            config.epochs, config.deterministic, config.cache_bytes)
+    else:
+        train_dataset, steps = data_lib.make_train_dataset(
+            train_source, image_size, config.batch_size, augment, config.seed, initial_epoch, config.epochs,
+            config.deterministic, config.cache_bytes)
+    val_dataset = None
+    if val_source is not None and len(val_source):
+        crop_fraction = get_preprocessing(model).crop_fraction
+        val_dataset = data_lib.make_eval_dataset(val_source, image_size, config.batch_size, crop_fraction,
+                                                 config.cache_bytes)
+
+    def export(path):
+        save_inference_model(model, path, config, class_names)
+
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    run_callbacks = [ResumeCheckpoint(checkpoints, state), RunHistory(run_dir, initial_epoch)]
+    if resolved.ema_momentum > 0:
+        run_callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    run_callbacks += [
+        ModelExport(export, checkpoints),
+        keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")),
+        EpochSummary(steps * config.batch_size),
+        *callbacks,
+    ]
+    history = model.fit(train_dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+                        validation_data=val_dataset, callbacks=run_callbacks, verbose=verbose, shuffle=False)
+    del history
+    save_inference_model(model, os.path.join(run_dir, "model.keras"), config, class_names)
+    rows = run_callbacks[1].rows
+    return TrainResult(model=keras.saving.load_model(os.path.join(run_dir, "model.keras"), safe_mode=True),
+                       history=rows, run_dir=run_dir)
+
+
+def _counts(source):
+    if isinstance(source, data_lib.ImageFolder):
+        return source.class_counts().tolist()
+    return ["?"] * len(source.class_names)
+
+
+def save_inference_model(model, path, config, class_names):
+    """The trained weights in a float32 model without optimizer, at the training size, written atomically."""
+    inference = _build_model(config, class_names, (config.image_size, config.image_size, 3))
+    inference.set_weights(model.get_weights())
+    with atomic_output(path) as temporary:
+        inference.save(temporary)
+
+
