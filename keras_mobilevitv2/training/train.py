@@ -17,6 +17,7 @@ from .callbacks import (STATE_FILE, EpochSummary, ModelExport, ResumeCheckpoint,
 from .recipe import TrainConfig, make_optimizer
 
 CONFIG_FILE = "config.json"
+WORKERS_DIR = "workers"  # where the workers other than the chief of a multi-worker run write
 # Settings that may differ when a run is resumed: they do not change what is computed.
 _RESUMABLE_CHANGES = ("cache_bytes", "strategy")
 
@@ -67,7 +68,8 @@ def _worker(strategy):
 def _prepare_run_dir(run_dir, resume, overwrite):
     """Checks the run directory; returns the saved state when resuming, else None."""
     state_path = os.path.join(run_dir, "checkpoints", STATE_FILE)
-    exists = os.path.isdir(run_dir) and bool(os.listdir(run_dir))
+    # Other workers of a multi-worker run write below workers/: that alone is no earlier run.
+    exists = os.path.isdir(run_dir) and bool(set(os.listdir(run_dir)) - {WORKERS_DIR})
     if resume:
         if not os.path.isfile(state_path):
             raise RunDirError(f"{run_dir}: nothing to resume (no completed epoch in checkpoints/{STATE_FILE})")
@@ -77,7 +79,10 @@ def _prepare_run_dir(run_dir, resume, overwrite):
             raise RunDirError(f"{run_dir} exists: pass --resume to continue it or --overwrite to start again")
         if not os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):
             raise RunDirError(f"{run_dir} is not a training run (no {CONFIG_FILE}): refusing to delete it")
-        shutil.rmtree(run_dir)
+        for entry in os.listdir(run_dir):
+            if entry != WORKERS_DIR:
+                path = os.path.join(run_dir, entry)
+                shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
     return None
 
@@ -171,7 +176,7 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
     strategy = make_strategy(config.strategy)
     is_chief, worker_index = _worker(strategy)
     out = os.fspath(out)
-    run_dir = out if is_chief else os.path.join(out, f"worker-{worker_index}")
+    run_dir = out if is_chief else os.path.join(out, WORKERS_DIR, str(worker_index))
 
     state = _prepare_run_dir(run_dir, resume, overwrite)
     if state is not None:
@@ -222,6 +227,11 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
                              dtype_policy)
         if config.init_from and state is None:
             initialise(model, config.init_from, config.skip_head)
+        if strategy.num_replicas_in_sync > 1:
+            # As the official multi-GPU runs: batch statistics over the global batch, not each replica's.
+            for layer in model.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.synchronized = True
         if config.freeze_backbone:
             for layer in model.layers:
                 layer.trainable = layer.name == "predictions"
@@ -258,6 +268,10 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
         val_dataset = data_lib.make_eval_dataset(val_source, image_size, config.batch_size, crop_fraction,
                                                  config.cache_bytes)
 
+    multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    if multiworker:
+        _build_before_multiworker_fit(model, strategy, train_dataset)
+
     def export(path):
         save_inference_model(model, path, config, class_names)
 
@@ -275,9 +289,41 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
                         validation_data=val_dataset, callbacks=run_callbacks, verbose=verbose, shuffle=False)
     del history
     save_inference_model(model, os.path.join(run_dir, "model.keras"), config, class_names)
-    rows = run_callbacks[1].rows
+    rows = next(c for c in run_callbacks if isinstance(c, RunHistory)).rows
     return TrainResult(model=keras.saving.load_model(os.path.join(run_dir, "model.keras"), safe_mode=True),
                        history=rows, run_dir=run_dir)
+
+
+def _build_before_multiworker_fit(model, strategy, dataset):
+    """Builds the compiled model on zeros shaped like a batch, and tells fit() not to build it again.
+
+    Keras 3.15's fit() builds a distributed model by strategy.reduce() of its first
+    batch, a nested structure that MultiWorkerMirroredStrategy cannot reduce.
+    """
+    batch = tf.nest.map_structure(lambda spec: tf.zeros([d or 1 for d in spec.shape], spec.dtype),
+                                  dataset.element_spec)
+    with strategy.scope():
+        model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+    _patch_keras_multiworker_reduction()
+
+
+def _patch_keras_multiworker_reduction():
+    """Keras 3.15 averages logs over workers with reduce(MEAN, axis=0), which fails on the scalar
+    metrics (tensorflow#72388); average them with axis=None instead. Only multi-worker runs change."""
+    from keras.src.backend.tensorflow import trainer as tensorflow_trainer
+
+    original = tensorflow_trainer.reduce_per_replica
+    if getattr(original, "multiworker_fixed", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and reduction in ("auto", "mean"):
+            return tf.nest.map_structure(lambda value: strategy.reduce("MEAN", value, axis=None), values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica.multiworker_fixed = True
+    tensorflow_trainer.reduce_per_replica = reduce_per_replica
 
 
 def _counts(source):

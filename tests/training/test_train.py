@@ -1,0 +1,201 @@
+"""Training: the recipe's pieces, learning, resume after SIGKILL, two workers, bad data, the run directory."""
+
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import keras
+import keras_mobilevitv2 as kmv
+from keras_mobilevitv2.cli import main as cli_main
+from keras_mobilevitv2.training import AdamW, TrainConfig, learning_rate_schedule, make_optimizer, train
+
+from data.test_data import make_bad_folder
+
+WORKER = os.path.join(os.path.dirname(__file__), "worker.py")
+
+
+@pytest.fixture(scope="module")
+def small_digits(tmp_path_factory):
+    """20 real handwritten digits per class, as an image folder."""
+    from sklearn.datasets import load_digits
+
+    root = tmp_path_factory.mktemp("digits")
+    digits = load_digits()
+    for label in range(10):
+        os.makedirs(root / str(label))
+        for n, index in enumerate(np.flatnonzero(digits.target == label)[:20]):
+            image = np.round(digits.images[index] * 255 / 16).astype(np.uint8)
+            Image.fromarray(image).save(root / str(label) / f"{n}.png")
+    return str(root)
+
+
+def _history(run_dir):
+    with open(os.path.join(run_dir, "history.csv"), newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_schedule_warms_up_then_follows_the_cosine():
+    config = TrainConfig(model="mobilevitv2_100", epochs=10, batch_size=256).resolved(steps_per_epoch=100)
+    assert config.learning_rate == pytest.approx(0.0075 * 256 / 1024)
+    assert config.min_learning_rate == pytest.approx(0.00075 * 256 / 1024)
+    assert config.weight_decay == 0.013 and config.warmup_steps == 1000 // 15
+    schedule = learning_rate_schedule(config, 100)
+    lr = lambda step: float(schedule(step))  # noqa: E731
+    assert lr(0) == pytest.approx(1e-6)
+    assert lr(config.warmup_steps // 2) == pytest.approx((1e-6 + config.learning_rate) / 2, rel=0.02)
+    assert lr(config.warmup_steps) == pytest.approx(config.learning_rate)
+    decay = 1000 - config.warmup_steps
+    middle = config.warmup_steps + decay // 2
+    assert lr(middle) == pytest.approx((config.learning_rate + config.min_learning_rate) / 2, rel=0.01)
+    assert lr(1000) == pytest.approx(config.min_learning_rate)
+
+
+def test_width_tables_and_v1_recipe():
+    assert TrainConfig(model="mobilevitv2_050", batch_size=1024).resolved(10).learning_rate == pytest.approx(0.009)
+    assert TrainConfig(model="mobilevitv2_200").resolved(10).weight_decay == 0.05
+    assert TrainConfig(model="mobilevit_xs", batch_size=1024).resolved(10).learning_rate == pytest.approx(0.002)
+    assert TrainConfig(epochs=300).resolved(1251).warmup_steps == 20_000
+
+
+def test_no_weight_decay_on_norms_and_biases_and_ema_warms_up():
+    model = kmv.create_model("mobilevitv2_050", input_shape=(32, 32, 3), classes=3)
+    config = TrainConfig(learning_rate=0.1, weight_decay=0.5, warmup_steps=0, epochs=1, global_clipnorm=None,
+                         ema_momentum=0.9995).resolved(10)
+    optimizer = make_optimizer(config, 10)
+    variables = model.trainable_variables
+    before = [v.numpy().copy() for v in variables]
+    optimizer.apply_gradients([(np.zeros(v.shape, np.float32), v) for v in variables])
+    for variable, old in zip(variables, before):
+        new = variable.numpy()
+        name = variable.name
+        if name in ("bias", "gamma", "beta"):
+            np.testing.assert_array_equal(new, old, err_msg=variable.path)
+        else:  # decoupled decay: w <- w - lr * wd * w
+            np.testing.assert_allclose(new, old * (1 - 0.1 * 0.5), rtol=1e-5, atol=1e-7, err_msg=variable.path)
+    # EMA: momentum min(0.9995, (1 + t) / (10 + t)) at step t (the step before this update).
+    averages = [a.numpy().copy() for a in optimizer._model_variables_moving_average]
+    snapshot = [v.numpy().copy() for v in variables]
+    optimizer.apply_gradients([(np.ones(v.shape, np.float32), v) for v in variables])
+    momentum = min(0.9995, 2 / 11)
+    for variable, average_before, average in zip(variables, averages, optimizer._model_variables_moving_average):
+        expected = momentum * average_before + (1 - momentum) * variable.numpy()
+        np.testing.assert_allclose(average.numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert any(not np.array_equal(a, s) for a, s in zip(averages, snapshot))
+    assert isinstance(optimizer, AdamW)
+
+
+def test_digits_are_learned_and_the_run_directory_is_complete(tmp_path):
+    from keras_mobilevitv2.data import make_sample_data
+
+    make_sample_data(tmp_path / "digits")
+    out = tmp_path / "run"
+    result = train(str(tmp_path / "digits"), str(out), model="mobilevitv2_050", image_size=32, epochs=6,
+                   batch_size=32, augmentation="light", val_split=0.2, learning_rate=0.003, verbose=0)
+    rows = _history(str(out))
+    assert len(rows) == 6
+    assert float(rows[-1]["val_accuracy"]) >= 0.8, rows[-1]
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+    for name in ("model.keras", "history.csv", "training_curves.png", "config.json", "data_report.txt",
+                 "checkpoints/ema.keras", "checkpoints/best.keras", "checkpoints/state.json", "tensorboard"):
+        assert os.path.exists(out / name), name
+    model = keras.saving.load_model(str(out / "model.keras"), safe_mode=True)
+    facts = kmv.get_preprocessing(model)
+    assert facts.class_names == tuple(str(i) for i in range(10)) and facts.input_size == (32, 32)
+    assert getattr(model, "optimizer", None) is None  # an inference model
+    # The saved model is the EMA model that was validated last.
+    best = json.load(open(out / "checkpoints" / "best.json"))
+    assert best["value"] == pytest.approx(max(float(r["val_accuracy"]) for r in rows))
+    np.testing.assert_array_equal(model.get_weights()[0], result.model.get_weights()[0])
+
+
+def test_run_directory_is_never_overwritten_without_asking(tmp_path, small_digits, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "precious.txt").write_text("mine")
+    args = ["train", "--data", small_digits, "--out", str(out), "--image-size", "32", "--epochs", "1",
+            "--batch-size", "16", "--augmentation", "none", "--quiet"]
+    assert cli_main(args) == 2
+    assert "exists: pass --resume" in capsys.readouterr().err
+    assert cli_main(args + ["--overwrite"]) == 2  # not a run directory: never deleted
+    assert (out / "precious.txt").read_text() == "mine"
+    assert cli_main(args + ["--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+
+def _run_worker(settings, env=None, check=True):
+    return subprocess.run([sys.executable, WORKER, json.dumps(settings)], env={**os.environ, **(env or {})},
+                          capture_output=True, text=True, check=check, timeout=900)
+
+
+def test_resume_after_sigkill_continues_exactly(tmp_path, small_digits):
+    settings = dict(data=small_digits, model="mobilevitv2_050", image_size=32, epochs=3, batch_size=16,
+                    augmentation="recipe", val_split=0.2, learning_rate=0.002, deterministic=True, seed=7)
+    _run_worker({**settings, "out": str(tmp_path / "straight")})
+    killed = _run_worker({**settings, "out": str(tmp_path / "killed"), "kill_at": [2, 3]}, check=False)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    state = json.load(open(tmp_path / "killed" / "checkpoints" / "state.json"))
+    assert state["completed_epochs"] == 2
+    assert not (tmp_path / "killed" / "model.keras").exists()
+    _run_worker({**settings, "out": str(tmp_path / "killed"), "resume": True})
+    straight, resumed = _history(str(tmp_path / "straight")), _history(str(tmp_path / "killed"))
+    assert [r["epoch"] for r in resumed] == ["0", "1", "2"]
+    for key in ("loss", "accuracy", "val_loss"):
+        assert abs(float(straight[2][key]) - float(resumed[2][key])) <= 1e-5, key
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_train_as_one_process(tmp_path, small_digits):
+    settings = dict(data=small_digits, model="mobilevitv2_050", image_size=32, epochs=2, batch_size=16,
+                    augmentation="light", val_split=0.2, learning_rate=0.002, seed=3, deterministic=True)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    out = str(tmp_path / "distributed")
+    processes = [
+        subprocess.Popen(
+            [sys.executable, WORKER, json.dumps({**settings, "out": out, "strategy": "multiworker",
+                                                 "weights_out": str(tmp_path / f"w{i}.npz")})],
+            env={**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(2)]
+    for process in processes:
+        _, err = process.communicate(timeout=900)
+        assert process.returncode == 0, err[-3000:]
+    _run_worker({**settings, "out": str(tmp_path / "single"), "strategy": "default",
+                 "weights_out": str(tmp_path / "single.npz")})
+    w0, w1 = np.load(tmp_path / "w0.npz"), np.load(tmp_path / "w1.npz")
+    for key in w0.files:
+        np.testing.assert_array_equal(w0[key], w1[key])
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["replicas"] == 2
+    distributed, single = _history(out), _history(str(tmp_path / "single"))
+    assert len(distributed) == len(single) == 2
+    # Both workers see exactly the single process's global batches (checked in data tests); the
+    # losses still differ by about 1% (open: see the training issue), so this bound is loose.
+    for a, b in zip(distributed, single):
+        assert abs(float(a["loss"]) - float(b["loss"])) <= 0.05 * float(b["loss"])
+
+
+def test_a_folder_of_bad_files_trains_and_reports_them(tmp_path, rng, capsys):
+    make_bad_folder(tmp_path / "data", rng)
+    result = train(str(tmp_path / "data"), str(tmp_path / "run"), image_size=32, epochs=1, batch_size=4,
+                   augmentation="recipe", val_split=0.25, verbose=0)
+    err = capsys.readouterr().err
+    assert "4 unreadable file(s)" in err and "truncated.jpg" in err and "zero.jpg" in err
+    report = (tmp_path / "run" / "data_report.txt").read_text()
+    assert "text.jpg" in report and "empty: 0" in report
+    assert result.model.output_shape == (None, 3)
