@@ -32,3 +32,15 @@ def test_console_script_help_runs():
                             capture_output=True, text=True, check=True)
     for command in ("info", "quickstart", "import-weights"):
         assert command in result.stdout
+
+
+def test_quickstart_trains_on_the_digits_and_resumes(tmp_path, capsys):
+    out = tmp_path / "quickstart"
+    assert main(["quickstart", "--out", str(out), "--epochs", "2", "--image-size", "32"]) == 0
+    printed = capsys.readouterr().out
+    assert "1,370,593" in printed and "wrote 1797 handwritten digits" in printed and "done: validation top-1" in printed
+    model_file = out / "run" / "model.keras"
+    before = model_file.read_bytes()
+    assert main(["quickstart", "--out", str(out), "--epochs", "2", "--image-size", "32"]) == 0
+    assert "all 2 epochs are done" in capsys.readouterr().out
+    assert model_file.read_bytes() == before  # a finished run is left as it was

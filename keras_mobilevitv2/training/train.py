@@ -251,8 +251,11 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
             initial_epoch = int(state["completed_epochs"])
             print(f"resuming {run_dir} after epoch {initial_epoch}", flush=True)
 
-    if initial_epoch >= config.epochs:
+    final_path = os.path.join(run_dir, "model.keras")
+    if initial_epoch >= config.epochs and os.path.isfile(final_path):
         print(f"{run_dir}: all {config.epochs} epochs are done", flush=True)
+        return TrainResult(model=keras.saving.load_model(final_path, safe_mode=True),
+                           history=RunHistory(run_dir, initial_epoch, plot=False).rows, run_dir=run_dir)
     augment = config.augment_config()
     if config.multi_scale:
         train_dataset, steps = data_lib.make_multi_scale_dataset(
@@ -285,13 +288,11 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
         EpochSummary(steps * config.batch_size),
         *callbacks,
     ]
-    history = model.fit(train_dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
-                        validation_data=val_dataset, callbacks=run_callbacks, verbose=verbose, shuffle=False)
-    del history
-    save_inference_model(model, os.path.join(run_dir, "model.keras"), config, class_names)
+    model.fit(train_dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+              validation_data=val_dataset, callbacks=run_callbacks, verbose=verbose, shuffle=False)
+    save_inference_model(model, final_path, config, class_names)
     rows = next(c for c in run_callbacks if isinstance(c, RunHistory)).rows
-    return TrainResult(model=keras.saving.load_model(os.path.join(run_dir, "model.keras"), safe_mode=True),
-                       history=rows, run_dir=run_dir)
+    return TrainResult(model=keras.saving.load_model(final_path, safe_mode=True), history=rows, run_dir=run_dir)
 
 
 def _build_before_multiworker_fit(model, strategy, dataset):
