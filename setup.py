@@ -10,6 +10,8 @@ EXTRAS = {
     "data": ["pillow>=10", "scikit-learn>=1.3", "matplotlib>=3.7"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
+# Peers measured by benchmarks/ only.
+EXTRAS["bench"] = ["kimm>=0.2.5"]
 EXTRAS["test"] = EXTRAS["all"] + ["pytest>=8"]
 
 setup(

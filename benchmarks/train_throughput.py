@@ -99,8 +99,9 @@ def main():
     try:
         import kimm
 
-        peers["kimm"] = compiled(kimm.models.MobileViTV2W050(input_shape=(size, size, 3), num_classes=10,
-                                                             classifier_activation=None, weights=None), args.steps)
+        kimm_model = kimm.models.MobileViTV2W050(input_shape=(size, size, 3), classes=10, dropout_rate=0.0,
+                                                 classifier_activation=None, weights=None)
+        peers["kimm"] = compiled(kimm_model, args.steps)
     except ImportError:
         print("kimm is not installed (pip install kimm): skipping it", file=sys.stderr)
     rates = {name: [] for name in peers}

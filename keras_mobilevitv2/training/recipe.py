@@ -3,6 +3,7 @@
 import dataclasses
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 from ..architectures import get_architecture
@@ -95,8 +96,20 @@ class AdamW(keras.optimizers.AdamW):
     Keras averages with a fixed momentum from the first step, so a short run's
     EMA still remembers its random initial weights (0.9995 keeps half of them
     after 1,400 steps). Here the momentum is min(ema_momentum, (1 + t) / (10 + t)):
-    the recipe's value for long runs, a short memory early on.
+    the recipe's value for long runs, a short memory early on. And on several
+    replicas the global norm clipping applies to the summed gradient.
     """
+
+    def _clip_gradients(self, grads):
+        """Clips the gradient summed over replicas, as one device would (Keras 3.15 clips each share)."""
+        context = tf.distribute.get_replica_context()
+        if not self.global_clipnorm or context is None or context.num_replicas_in_sync == 1:
+            return super()._clip_gradients(grads)
+        present = [g for g in grads if g is not None]
+        total = context.all_reduce(tf.distribute.ReduceOp.SUM, present)
+        # Each replica returns its 1/R share of the clipped sum; Keras then sums the shares.
+        shares = iter(g / context.num_replicas_in_sync for g in super()._clip_gradients(total))
+        return [None if g is None else next(shares) for g in grads]
 
     def _update_model_variables_moving_average(self, trainable_variables):
         if not self.use_ema:

@@ -161,14 +161,15 @@ def _free_ports(count):
 
 
 def test_two_workers_train_as_one_process(tmp_path, small_digits):
-    settings = dict(data=small_digits, model="mobilevitv2_050", image_size=32, epochs=2, batch_size=16,
+    settings = dict(data=small_digits, model="mobilevitv2_050", image_size=32, epochs=1, batch_size=16,
                     augmentation="light", val_split=0.2, learning_rate=0.002, seed=3, deterministic=True)
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
     out = str(tmp_path / "distributed")
     processes = [
         subprocess.Popen(
             [sys.executable, WORKER, json.dumps({**settings, "out": out, "strategy": "multiworker",
-                                                 "weights_out": str(tmp_path / f"w{i}.npz")})],
+                                                 "weights_out": str(tmp_path / f"w{i}.npz"),
+                                                 "losses_out": str(tmp_path / f"losses{i}.json")})],
             env={**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(2)]
@@ -176,18 +177,21 @@ def test_two_workers_train_as_one_process(tmp_path, small_digits):
         _, err = process.communicate(timeout=900)
         assert process.returncode == 0, err[-3000:]
     _run_worker({**settings, "out": str(tmp_path / "single"), "strategy": "default",
-                 "weights_out": str(tmp_path / "single.npz")})
+                 "weights_out": str(tmp_path / "single.npz"), "losses_out": str(tmp_path / "single.json")})
     w0, w1 = np.load(tmp_path / "w0.npz"), np.load(tmp_path / "w1.npz")
     for key in w0.files:
         np.testing.assert_array_equal(w0[key], w1[key])
     config = json.load(open(os.path.join(out, "config.json")))
     assert config["replicas"] == 2
-    distributed, single = _history(out), _history(str(tmp_path / "single"))
-    assert len(distributed) == len(single) == 2
-    # Both workers see exactly the single process's global batches (checked in data tests); the
-    # losses still differ by about 1% (open: see the training issue), so this bound is loose.
-    for a, b in zip(distributed, single):
-        assert abs(float(a["loss"]) - float(b["loss"])) <= 0.05 * float(b["loss"])
+    assert json.load(open(tmp_path / "losses0.json")) == json.load(open(tmp_path / "losses1.json"))
+    distributed = json.load(open(tmp_path / "losses0.json"))
+    single = json.load(open(tmp_path / "single.json"))
+    assert len(distributed) == len(single) == 10
+    # The first step: the same global batch, weights and synchronised BatchNorm give the same loss.
+    assert abs(distributed[0] - single[0]) <= 1e-6 * single[0]
+    # Then the all-reduce sums in another order; Adam's first steps (nearly sign(g)) turn those
+    # roundings into small differences that grow: after 10 steps the loss still agrees to 1e-3.
+    assert abs(distributed[-1] / single[-1] - 1) <= 1e-3, (distributed, single)
 
 
 def test_a_folder_of_bad_files_trains_and_reports_them(tmp_path, rng, capsys):

@@ -1,6 +1,9 @@
 """Runs ``train`` in its own process for the tests: resume after SIGKILL, multi-worker runs.
 
-    python worker.py '{"data": ..., "out": ..., ..., "kill_at": [epoch, batch], "weights_out": "w.npz"}'
+    python worker.py '{"data": ..., "out": ..., ..., "kill_at": [epoch, batch], "weights_out": "w.npz",
+                       "losses_out": "losses.json"}'
+
+``losses_out`` gets the running mean of the training loss after every batch, as Keras logs it.
 """
 
 import json
@@ -30,11 +33,18 @@ class KillAt(keras.callbacks.Callback):
 
 
 def main():
-    keras.config.disable_traceback_filtering()
     settings = json.loads(sys.argv[1])
     kill_at = settings.pop("kill_at", None)
     weights_out = settings.pop("weights_out", None)
-    result = train(callbacks=[KillAt(*kill_at)] if kill_at else [], verbose=0, **settings)
+    losses_out = settings.pop("losses_out", None)
+    losses = []
+    callbacks = [keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: losses.append(float(logs["loss"])))]
+    if kill_at:
+        callbacks.append(KillAt(*kill_at))
+    result = train(callbacks=callbacks, verbose=0, **settings)
+    if losses_out:
+        with open(losses_out, "w") as file:
+            json.dump(losses, file)
     if weights_out:
         np.savez(weights_out, *result.model.get_weights())
 
