@@ -203,3 +203,40 @@ def test_a_folder_of_bad_files_trains_and_reports_them(tmp_path, rng, capsys):
     report = (tmp_path / "run" / "data_report.txt").read_text()
     assert "text.jpg" in report and "empty: 0" in report
     assert result.model.output_shape == (None, 3)
+
+
+def test_fine_tuning_from_a_model_with_a_frozen_backbone(tmp_path, small_digits):
+    source = kmv.create_model("mobilevitv2_050", input_shape=(32, 32, 3), classes=3, classifier_activation=None)
+    source.save(tmp_path / "source.keras")
+    result = train(small_digits, str(tmp_path / "run"), image_size=32, epochs=1, batch_size=16,
+                   augmentation="none", val_split=0.2, init_from=str(tmp_path / "source.keras"), skip_head=True,
+                   freeze_backbone=True, ema_momentum=0, verbose=0)
+    tuned = result.model
+    for layer in source.layers:
+        if layer.weights and layer.name != "predictions":
+            for before, after in zip(layer.get_weights(), tuned.get_layer(layer.name).get_weights()):
+                np.testing.assert_array_equal(before, after, err_msg=layer.name)
+    assert tuned.get_layer("predictions").get_weights()[0].shape == (256, 10)
+    with pytest.raises(ValueError, match="pass --skip-head"):
+        train(small_digits, str(tmp_path / "run2"), image_size=32, epochs=1, batch_size=16, val_split=0.2,
+              init_from=str(tmp_path / "source.keras"), verbose=0)
+
+
+def test_init_from_an_official_checkpoint_keeps_its_backbone():
+    from conftest import OFFICIAL_REFERENCE
+    from keras_mobilevitv2.training import initialise
+
+    model = kmv.create_model("mobilevitv2_050", input_shape=(64, 64, 3), classes=10, classifier_activation=None)
+    initialise(model, os.path.join(OFFICIAL_REFERENCE, "cvnets_mobilevitv2_050.pt"), skip_head=True)
+    reference = kmv.create_model("mobilevitv2_050", classifier_activation=None)
+    kmv.load_pytorch_checkpoint(reference, os.path.join(OFFICIAL_REFERENCE, "cvnets_mobilevitv2_050.pt"))
+    np.testing.assert_array_equal(model.get_layer("layer5_1_proj_conv").get_weights()[0],
+                                  reference.get_layer("layer5_1_proj_conv").get_weights()[0])
+
+
+def test_mixed_precision_trains_and_saves_a_float32_model(tmp_path, small_digits):
+    result = train(small_digits, str(tmp_path / "run"), image_size=32, epochs=1, batch_size=16,
+                   augmentation="light", val_split=0.2, mixed_precision=True, verbose=0)
+    assert all(w.dtype == "float32" for w in result.model.weights)
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
+    assert np.isfinite(float(_history(str(tmp_path / "run"))[0]["loss"]))
