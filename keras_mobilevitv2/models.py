@@ -22,6 +22,14 @@ def _input_shape(input_shape, input_tensor, default_size):
     return input_shape
 
 
+def _mixed_precision(keras):
+    """Whether the global dtype policy computes in 16 bits (Keras 3 or tf_keras)."""
+    config = getattr(keras, "config", None)
+    policy = config.dtype_policy() if config is not None and hasattr(config, "dtype_policy") \
+        else keras.mixed_precision.global_policy()
+    return policy.name.startswith("mixed")
+
+
 def build_model(architecture, input_shape=None, include_top=True, weights=None, input_tensor=None,
                 classes=1000, pooling=None, classifier_activation="softmax", include_preprocessing=True,
                 class_names=None, name=None, keras_module="keras"):
@@ -83,7 +91,8 @@ def build_model(architecture, input_shape=None, include_top=True, weights=None, 
             x = keras.layers.Dropout(architecture.classifier_dropout, name="dropout")(x)
         x = keras.layers.Dense(
             classes, activation=classifier_activation, name="predictions",
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02))(x)
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            dtype="float32" if _mixed_precision(keras) else None)(x)  # logits stay float32
     elif pooling == "avg":
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
