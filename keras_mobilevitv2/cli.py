@@ -125,6 +125,32 @@ def cmd_train(args):
     print(f"wrote {result.run_dir}/model.keras ({summary})")
 
 
+def cmd_convert(args):
+    from mobilevitv2_tflite.convert import convert
+
+    report = convert(args.model, args.out, precision=args.precision, calibration_data=args.calibration_data,
+                     calibration_steps=args.calibration_steps, io_type=args.io_type, image_size=args.image_size,
+                     overwrite=args.overwrite)
+    print(report.summary())
+
+
+def cmd_eval(args):
+    from mobilevitv2_tflite.runtime import evaluate
+
+    result = evaluate(args.model, args.data, reference=args.reference, limit=args.limit)
+    print(json.dumps(result, indent=2) if args.json else "  ".join(
+        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()))
+
+
+def cmd_predict(args):
+    from mobilevitv2_tflite.runtime import predict
+
+    for image, top in predict(args.model, args.images, top=args.top):
+        print(image)
+        for name, probability in top:
+            print(f"  {probability:7.2%}  {name}")
+
+
 def _add_train_arguments(parser):
     parser.add_argument("--data", required=True, help="DIR/<class>/*, DIR/train + DIR/val, or TFRecords")
     parser.add_argument("--model", help="zoo name (default mobilevitv2_050)")
@@ -211,6 +237,32 @@ def build_parser():
     train = commands.add_parser("train", help="train or fine-tune with keras fit on tf.data")
     _add_train_arguments(train)
     train.set_defaults(run=cmd_train)
+
+    convert = commands.add_parser("convert", help=".keras -> .tflite (fp32, fp16, dynamic, int8), builtin ops only")
+    convert.add_argument("model", help="a .keras model of this package")
+    convert.add_argument("--out", required=True, help="the .tflite file to write")
+    convert.add_argument("--precision", choices=["fp32", "fp16", "dynamic", "int8"], default="fp32")
+    convert.add_argument("--calibration-data", help="images for int8 calibration (a folder)")
+    convert.add_argument("--calibration-steps", type=int, default=200)
+    convert.add_argument("--io-type", choices=["float32", "uint8", "int8"], default="float32",
+                         help="input / output type of an int8 model")
+    convert.add_argument("--image-size", type=int, help="convert at this size (default: the model's)")
+    convert.add_argument("--overwrite", action="store_true")
+    convert.set_defaults(run=cmd_convert)
+
+    evaluate = commands.add_parser("eval", help="top-1 / top-5 of a .keras or .tflite model on an image folder")
+    evaluate.add_argument("model")
+    evaluate.add_argument("--data", required=True, help="DIR/<class>/* with the model's class names")
+    evaluate.add_argument("--reference", help="a model to compare with: agreement and logit differences")
+    evaluate.add_argument("--limit", type=int, help="evaluate the first N images only")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.set_defaults(run=cmd_eval)
+
+    predict = commands.add_parser("predict", help="the top classes of images, with names")
+    predict.add_argument("model", help=".keras or .tflite")
+    predict.add_argument("images", nargs="+")
+    predict.add_argument("--top", type=int, default=5)
+    predict.set_defaults(run=cmd_predict)
     return parser
 
 

@@ -16,6 +16,7 @@ import keras_mobilevitv2 as kmv
 from keras_mobilevitv2.cli import main as cli_main
 from keras_mobilevitv2.training import AdamW, TrainConfig, learning_rate_schedule, make_optimizer, train
 
+from conftest import ROOT
 from data.test_data import make_bad_folder
 
 WORKER = os.path.join(os.path.dirname(__file__), "worker.py")
@@ -129,8 +130,13 @@ def test_run_directory_is_never_overwritten_without_asking(tmp_path, small_digit
     assert "nothing to resume" in capsys.readouterr().err
 
 
-def _run_worker(settings, env=None, check=True):
-    return subprocess.run([sys.executable, WORKER, json.dumps(settings)], env={**os.environ, **(env or {})},
+def _environment(**extra):
+    """This process's environment, with the checkout first on the path of the processes it starts."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]), **extra}
+
+
+def _run_worker(settings, check=True):
+    return subprocess.run([sys.executable, WORKER, json.dumps(settings)], env=_environment(),
                           capture_output=True, text=True, check=check, timeout=900)
 
 
@@ -170,7 +176,7 @@ def test_two_workers_train_as_one_process(tmp_path, small_digits):
             [sys.executable, WORKER, json.dumps({**settings, "out": out, "strategy": "multiworker",
                                                  "weights_out": str(tmp_path / f"w{i}.npz"),
                                                  "losses_out": str(tmp_path / f"losses{i}.json")})],
-            env={**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})},
+            env=_environment(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for i in range(2)]
     for process in processes:

@@ -1,0 +1,116 @@
+"""Conversion to TFLite, the facts inside the file, evaluation and prediction with LiteRT."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import keras_mobilevitv2 as kmv
+from keras_mobilevitv2.cli import main as cli_main
+from mobilevitv2_tflite.convert import ConversionError, convert
+from mobilevitv2_tflite.metadata import read_metadata
+from mobilevitv2_tflite.runtime import TFLiteClassifier, evaluate, predict
+
+from conftest import OFFICIAL_REFERENCE
+
+OFFICIAL = {"mobilevitv2_050": "cvnets_mobilevitv2_050", "mobilevit_xxs": "cvnets_mobilevit_xxs"}
+
+
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory):
+    """A mobilevitv2_050 trained a few epochs on the digits at 32x32, and its data."""
+    from keras_mobilevitv2.data import make_sample_data
+    from keras_mobilevitv2.training import train
+
+    root = tmp_path_factory.mktemp("digits")
+    make_sample_data(root / "digits")
+    train(str(root / "digits"), str(root / "run"), image_size=32, epochs=4, batch_size=32, augmentation="light",
+          val_split=0.2, learning_rate=0.003, verbose=0)
+    return str(root / "run" / "model.keras"), str(root / "digits")
+
+
+@pytest.mark.parametrize("name", list(OFFICIAL))
+def test_float32_tflite_matches_the_official_model(name, tmp_path):
+    stem = os.path.join(OFFICIAL_REFERENCE, OFFICIAL[name])
+    reference = np.load(stem + ".npz")
+    keras_path = str(tmp_path / "m.keras")
+    kmv.import_checkpoint(stem + ".pt", name, keras_path)
+    report = convert(keras_path, str(tmp_path / "m.tflite"))
+    assert not any(op.startswith(("FLEX", "CUSTOM")) for op in report.ops)
+    assert report.input_details["shape"] == [1, 256, 256, 3]
+    classifier = TFLiteClassifier(str(tmp_path / "m.tflite"))
+    for image, logits in zip(reference["x"], reference["logits"]):
+        assert np.abs(classifier.logits(image * 255.0) - logits).max() <= 1e-4
+
+
+def test_facts_travel_inside_the_file(tmp_path):
+    model = kmv.create_model("mobilevit_xxs", input_shape=(64, 96, 3), class_names=["a", "b", "c"],
+                             classifier_activation=None)
+    model.save(tmp_path / "m.keras")
+    convert(str(tmp_path / "m.keras"), str(tmp_path / "m.tflite"), precision="fp16")
+    facts = read_metadata(str(tmp_path / "m.tflite"))
+    assert facts["class_names"] == ["a", "b", "c"] and facts["input_size"] == [64, 96]
+    assert facts["crop_fraction"] == 0.888 and facts["input_max"] == 255.0 and facts["precision"] == "fp16"
+    assert facts["architecture"] == "mobilevit_xxs" and facts["outputs"] == "logits"
+
+
+def test_every_precision_keeps_the_digits_model(digits_model, tmp_path):
+    model_path, data = digits_model
+    float_result = evaluate(model_path, data, limit=120, progress=False)
+    assert float_result["top1"] >= 0.8
+    results = {}
+    for precision in ("fp32", "fp16", "dynamic", "int8"):
+        out = str(tmp_path / f"{precision}.tflite")
+        report = convert(model_path, out, precision=precision, calibration_data=data, calibration_steps=50,
+                         io_type="uint8" if precision == "int8" else "float32")
+        assert not any(op.startswith(("FLEX", "CUSTOM")) for op in report.ops), report.ops
+        results[precision] = evaluate(out, data, reference=model_path, limit=120, progress=False)
+    assert results["fp32"]["max_logit_difference"] <= 1e-4
+    assert results["fp16"]["top1_agreement"] >= 0.99 and results["dynamic"]["top1_agreement"] >= 0.99
+    assert results["int8"]["top1"] >= float_result["top1"] - 0.05
+    assert TFLiteClassifier(str(tmp_path / "int8.tflite")).input["dtype"] == np.uint8
+
+
+def test_predict_names_the_classes(digits_model, tmp_path, capsys):
+    model_path, data = digits_model
+    image = os.path.join(data, "7", sorted(os.listdir(os.path.join(data, "7")))[0])
+    (path, top), = predict(model_path, [image], top=3)
+    assert path == image and len(top) == 3 and top[0][1] >= top[1][1]
+    assert {name for name, _ in top} <= {str(i) for i in range(10)}
+    assert cli_main(["predict", model_path, image]) == 0
+    assert image in capsys.readouterr().out
+
+
+def test_bad_inputs_get_one_line_errors_and_nothing_is_clobbered(tmp_path, capsys):
+    model = kmv.create_model("mobilevitv2_050", input_shape=(64, 64, 3), classifier_activation=None)
+    model.save(tmp_path / "m.keras")
+    out = tmp_path / "m.tflite"
+    out.write_bytes(b"precious")
+    assert cli_main(["convert", str(tmp_path / "m.keras"), "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err and out.read_bytes() == b"precious"
+    (tmp_path / "notes.keras").write_text("not a model")
+    with pytest.raises(ConversionError, match="not a loadable Keras model"):
+        convert(str(tmp_path / "notes.keras"), str(tmp_path / "x.tflite"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.jpg").write_text("no image")
+    with pytest.raises(ConversionError, match="no readable images"):
+        convert(str(tmp_path / "m.keras"), str(tmp_path / "x.tflite"), precision="int8", calibration_data=str(empty))
+    with pytest.raises(ConversionError, match="too small"):
+        convert(str(tmp_path / "m.keras"), str(tmp_path / "x.tflite"), image_size=8)
+    with pytest.raises(ConversionError, match="needs --precision int8"):
+        convert(str(tmp_path / "m.keras"), str(tmp_path / "x.tflite"), io_type="uint8")
+    assert sorted(os.listdir(tmp_path)) == ["empty", "m.keras", "m.tflite", "notes.keras"]
+
+
+def test_conversion_at_another_size_keeps_the_weights(tmp_path):
+    model = kmv.create_model("mobilevitv2_050", classifier_activation=None)
+    model.save(tmp_path / "m.keras")
+    report = convert(str(tmp_path / "m.keras"), str(tmp_path / "m.tflite"), image_size=224)
+    assert report.input_details["shape"] == [1, 224, 224, 3]
+    image = np.asarray(Image.new("RGB", (224, 224), (120, 30, 200)), np.float32)
+    resized = kmv.create_model("mobilevitv2_050", input_shape=(224, 224, 3), classifier_activation=None)
+    resized.set_weights(model.get_weights())
+    expected = np.asarray(resized(image[np.newaxis]))[0]
+    assert np.abs(TFLiteClassifier(str(tmp_path / "m.tflite")).logits(image) - expected).max() <= 1e-4
