@@ -1,10 +1,12 @@
 """MobileViTv2 and MobileViT for Keras 3, tf_keras and TensorFlow Lite.
 
-The public names load on first use, so that ``mobilevitv2 --help`` and
-``import keras_mobilevitv2.cli`` do not wait for TensorFlow.
+Importing the package registers its Keras layers, so that ``keras.saving.load_model``
+reads the models it saves; the other public names load on first use.
 """
 
 import importlib
+
+from . import layers  # noqa: F401  (registers the serialisable layers with Keras)
 
 __version__ = "0.1.0"
 

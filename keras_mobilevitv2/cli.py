@@ -44,7 +44,7 @@ def cmd_quickstart(args):
     from .training.callbacks import STATE_FILE
 
     names = list_models()
-    print(f"[1/3] the zoo: {len(names)} models at {args.image_size}x{args.image_size}", flush=True)
+    print(f"[1/3] the zoo: {len(names)} models at 256x256", flush=True)
     print(_model_table(_describe_models(names, 256)), flush=True)
 
     data_dir = os.path.join(args.out, "digits")

@@ -96,6 +96,20 @@ def test_keras_file_round_trips_in_safe_mode(name, tmp_path, rng):
     assert facts.resize_size == (252, 252)
 
 
+def test_a_saved_model_loads_in_a_new_process_after_importing_the_package(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    path = str(tmp_path / "m.keras")
+    kmv.create_model("mobilevit_xxs", input_shape=(64, 64, 3)).save(path)
+    code = ("import keras, keras_mobilevitv2; m = keras.saving.load_model(%r, safe_mode=True); "
+            "print(keras_mobilevitv2.get_preprocessing(m).architecture)" % path)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "mobilevit_xxs"
+
+
 def test_include_preprocessing_scales_inside(rng):
     with_scaling = kmv.create_model("mobilevitv2_050", classifier_activation=None)
     without = kmv.create_model("mobilevitv2_050", classifier_activation=None, include_preprocessing=False)

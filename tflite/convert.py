@@ -39,7 +39,7 @@ def load_keras_model(path):
     """A ``.keras`` model of this package, or a one-line error that says what the file is not."""
     import keras
 
-    import keras_mobilevitv2  # noqa: F401  (registers the layers)
+    import keras_mobilevitv2  # noqa: F401  (registers the layers with Keras)
 
     path = os.fspath(path)
     if not os.path.isfile(path):
