@@ -1,7 +1,9 @@
 """Keras model -> ``.tflite``: float32, float16, dynamic range or full integer, builtin ops only."""
 
 import collections
+import contextlib
 import dataclasses
+import io
 import os
 import re
 
@@ -191,7 +193,8 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
         converter.inference_input_type = getattr(tf, io_type)
         converter.inference_output_type = getattr(tf, io_type)
     try:
-        content = converter.convert()
+        with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the whole saved signature
+            content = converter.convert()
     except Exception as error:  # noqa: BLE001 - reported with the ops that need more than builtins
         detail = _unsupported_ops_message(str(error))
         if detail:

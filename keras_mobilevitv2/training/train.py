@@ -65,8 +65,8 @@ def _worker(strategy):
     return is_chief, index
 
 
-def _prepare_run_dir(run_dir, resume, overwrite):
-    """Checks the run directory; returns the saved state when resuming, else None."""
+def _check_run_dir(run_dir, resume, overwrite):
+    """Checks the run directory before anything is written; returns the saved state when resuming."""
     state_path = os.path.join(run_dir, "checkpoints", STATE_FILE)
     # Other workers of a multi-worker run write below workers/: that alone is no earlier run.
     exists = os.path.isdir(run_dir) and bool(set(os.listdir(run_dir)) - {WORKERS_DIR})
@@ -79,12 +79,17 @@ def _prepare_run_dir(run_dir, resume, overwrite):
             raise RunDirError(f"{run_dir} exists: pass --resume to continue it or --overwrite to start again")
         if not os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):
             raise RunDirError(f"{run_dir} is not a training run (no {CONFIG_FILE}): refusing to delete it")
+    return None
+
+
+def _start_run_dir(run_dir):
+    """Empties an earlier run (checked by ``_check_run_dir``) and makes the folders of a new one."""
+    if os.path.isdir(run_dir):
         for entry in os.listdir(run_dir):
             if entry != WORKERS_DIR:
                 path = os.path.join(run_dir, entry)
                 shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
     os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
-    return None
 
 
 def load_data(data, config, val_data=None, progress=True):
@@ -178,7 +183,7 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
     out = os.fspath(out)
     run_dir = out if is_chief else os.path.join(out, WORKERS_DIR, str(worker_index))
 
-    state = _prepare_run_dir(run_dir, resume, overwrite)
+    state = _check_run_dir(run_dir, resume, overwrite)
     if state is not None:
         saved = read_json(os.path.join(run_dir, CONFIG_FILE))
         requested = dataclasses.asdict(config)
@@ -194,7 +199,9 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
 
-    train_source, val_source = load_data(data, config, val_data)
+    train_source, val_source = load_data(data, config, val_data)  # bad data fails before anything is written
+    if state is None:
+        _start_run_dir(run_dir)
     report = train_source.report() if isinstance(train_source, data_lib.ImageFolder) else ""
     if report:
         print(report, file=sys.stderr, flush=True)

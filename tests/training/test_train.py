@@ -128,6 +128,10 @@ def test_run_directory_is_never_overwritten_without_asking(tmp_path, small_digit
     assert (out / "precious.txt").read_text() == "mine"
     assert cli_main(args + ["--resume"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+    # Bad data fails before a run directory is made, so the same command works once the data is fixed.
+    fresh = tmp_path / "fresh"
+    assert cli_main(["train", "--data", str(tmp_path / "missing"), "--out", str(fresh), "--quiet"]) == 2
+    assert "no such data folder" in capsys.readouterr().err and not fresh.exists()
 
 
 def _environment(**extra):
