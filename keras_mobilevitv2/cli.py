@@ -134,6 +134,17 @@ def cmd_convert(args):
     print(report.summary())
 
 
+def cmd_qat(args):
+    from mobilevitv2_tflite.qat import quantization_aware_training
+
+    path, report, history = quantization_aware_training(
+        args.model, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.lr, io_type=args.io_type, overwrite=args.overwrite)
+    last = {k: v[-1] for k, v in history.items()}
+    print(report.summary())
+    print("last epoch: " + "  ".join(f"{k} {v:.4f}" for k, v in last.items()))
+
+
 def cmd_eval(args):
     from mobilevitv2_tflite.runtime import evaluate
 
@@ -249,6 +260,17 @@ def build_parser():
     convert.add_argument("--image-size", type=int, help="convert at this size (default: the model's)")
     convert.add_argument("--overwrite", action="store_true")
     convert.set_defaults(run=cmd_convert)
+
+    qat = commands.add_parser("qat", help="quantization-aware fine-tuning (tfmot) -> RUN_DIR/model_int8.tflite")
+    qat.add_argument("model", help="a .keras model of this package (trained or imported)")
+    qat.add_argument("--data", required=True, help="the training data (DIR/<class>/*, or train/ and val/)")
+    qat.add_argument("--out", required=True, help="the run directory")
+    qat.add_argument("--epochs", type=int, default=1)
+    qat.add_argument("--batch-size", type=int, default=32)
+    qat.add_argument("--lr", type=float, default=1e-4)
+    qat.add_argument("--io-type", choices=["float32", "uint8", "int8"], default="uint8")
+    qat.add_argument("--overwrite", action="store_true")
+    qat.set_defaults(run=cmd_qat)
 
     evaluate = commands.add_parser("eval", help="top-1 / top-5 of a .keras or .tflite model on an image folder")
     evaluate.add_argument("model")

@@ -17,19 +17,6 @@ from conftest import OFFICIAL_REFERENCE
 OFFICIAL = {"mobilevitv2_050": "cvnets_mobilevitv2_050", "mobilevit_xxs": "cvnets_mobilevit_xxs"}
 
 
-@pytest.fixture(scope="module")
-def digits_model(tmp_path_factory):
-    """A mobilevitv2_050 trained a few epochs on the digits at 32x32, and its data."""
-    from keras_mobilevitv2.data import make_sample_data
-    from keras_mobilevitv2.training import train
-
-    root = tmp_path_factory.mktemp("digits")
-    make_sample_data(root / "digits")
-    train(str(root / "digits"), str(root / "run"), image_size=32, epochs=4, batch_size=32, augmentation="light",
-          val_split=0.2, learning_rate=0.003, verbose=0)
-    return str(root / "run" / "model.keras"), str(root / "digits")
-
-
 @pytest.mark.parametrize("name", list(OFFICIAL))
 def test_float32_tflite_matches_the_official_model(name, tmp_path):
     stem = os.path.join(OFFICIAL_REFERENCE, OFFICIAL[name])
