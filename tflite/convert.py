@@ -127,7 +127,7 @@ def _flat_folder(data_dir):
     if not paths:
         raise ConversionError(f"{data_dir}: no readable images for calibration")
     try:
-        return ImageFolder(data_dir, ("images",), tuple(paths), (0,) * len(paths), tuple(native), 0)
+        return ImageFolder(data_dir, ("images",), tuple(paths), (0,) * len(paths), tuple(native))
     except DataError as error:
         raise ConversionError(str(error)) from None
 

@@ -30,7 +30,6 @@ class ImageFolder:
     paths: tuple
     labels: tuple  # index into class_names, one per path
     native: tuple  # True where TensorFlow decodes the file itself
-    pixels: int  # sum of height * width over the images, to size caches
     skipped: tuple = ()  # (path, reason) of files that could not be read
 
     def __len__(self):
@@ -55,7 +54,10 @@ class ImageFolder:
 
 
 def inspect_image(path):
-    """``(native, pixels)`` of an image file, or raises with the reason it cannot be read."""
+    """``(native, pixels)`` of an image file, or raises with the reason it cannot be read.
+
+    ``native``: TensorFlow decodes it itself; ``pixels``: width * height.
+    """
     from PIL import Image
 
     with Image.open(path) as image:
@@ -119,7 +121,7 @@ def scan_image_folder(root, class_names=None, workers=None, progress=True):
     if not candidates:
         raise DataError(f"{root}: no images found in its class folders")
 
-    paths, labels, native, pixels = [], [], [], 0
+    paths, labels, native = [], [], []
     label_of = dict(candidates)
     workers = workers or min(32, (os.cpu_count() or 1) * 4)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -133,7 +135,6 @@ def scan_image_folder(root, class_names=None, workers=None, progress=True):
             paths.append(path)
             labels.append(label_of[path])
             native.append(info[0])
-            pixels += info[1]
     if progress and sys.stderr.isatty():
         print(file=sys.stderr)
     if not paths:
@@ -141,7 +142,7 @@ def scan_image_folder(root, class_names=None, workers=None, progress=True):
     present = set(labels)
     if class_names is None and len(present) < 2:
         raise DataError(f"{root}: readable images in only {len(present)} class folder(s); at least two are needed")
-    return ImageFolder(root, tuple(classes), tuple(paths), tuple(labels), tuple(native), pixels, tuple(skipped))
+    return ImageFolder(root, tuple(classes), tuple(paths), tuple(labels), tuple(native), tuple(skipped))
 
 
 def split_folder(folder, fraction, seed=0):
