@@ -42,19 +42,6 @@ class PreprocessingConfig:
         data["class_names"] = None if self.class_names is None else list(self.class_names)
         return data
 
-    @classmethod
-    def from_dict(cls, data):
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(data) - fields
-        if unknown:
-            raise ValueError(f"unknown preprocessing fields: {sorted(unknown)}")
-        data = dict(data)
-        if "input_size" in data:
-            data["input_size"] = tuple(int(s) for s in data["input_size"])
-        if data.get("class_names") is not None:
-            data["class_names"] = tuple(str(c) for c in data["class_names"])
-        return cls(**data)
-
     def layer_config(self):
         """Keyword arguments of the ``Preprocessing`` layer that carries these facts."""
         return dict(

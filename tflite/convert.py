@@ -201,14 +201,17 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
             raise ConversionError(f"the model needs ops outside TFLite's builtins: {detail}") from None
         raise ConversionError(f"conversion failed: {str(error).splitlines()[0][:300]}") from None
 
+    write_tflite(content, out, facts, model.input_shape[1:3], precision, io_type)
+    return inspect_tflite(out, precision)
+
+
+def write_tflite(content, out, facts, input_size, precision, io_type):
+    """Writes converted ``content`` to ``out`` atomically, with the model's facts in its metadata."""
     facts_dict = facts.to_dict()
-    facts_dict.update(input_size=list(model.input_shape[1:3]), precision=precision, io_type=io_type,
-                      outputs="logits")
-    content = add_metadata(content, facts_dict)
+    facts_dict.update(input_size=list(input_size), precision=precision, io_type=io_type, outputs="logits")
     with atomic_output(out) as temporary:
         with open(temporary, "wb") as file:
-            file.write(content)
-    return inspect_tflite(out, precision)
+            file.write(add_metadata(content, facts_dict))
 
 
 def inspect_tflite(path, precision=None):

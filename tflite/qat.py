@@ -12,10 +12,9 @@ their outputs quantized.
 
 import os
 
-from keras_mobilevitv2.files import atomic_output, check_output_path
+from keras_mobilevitv2.files import check_output_path
 
-from .convert import ConversionError, inspect_tflite, load_keras_model
-from .metadata import add_metadata
+from .convert import ConversionError, inspect_tflite, load_keras_model, write_tflite
 
 # Layers that only move or scale values, and layers whose output gets its own quantizer.
 PASS_THROUGH_LAYERS = ("Preprocessing", "UnfoldPatches", "FoldPatches", "ResizeToMultiple", "ResizeLike")
@@ -147,10 +146,6 @@ def quantization_aware_training(model_path, data, out_dir, epochs=1, batch_size=
     converter.inference_input_type = getattr(tf, io_type)
     converter.inference_output_type = getattr(tf, io_type)
     content = converter.convert()
-    facts_dict = facts.to_dict()
-    facts_dict.update(input_size=list(size), precision="int8-qat", io_type=io_type, outputs="logits")
-    with atomic_output(out) as temporary:
-        with open(temporary, "wb") as file:
-            file.write(add_metadata(content, facts_dict))
+    write_tflite(content, out, facts, size, "int8-qat", io_type)
     return out, inspect_tflite(out, "int8-qat"), {k: [float(v) for v in vs] for k, vs in history.history.items()}
 

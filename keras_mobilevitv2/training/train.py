@@ -282,8 +282,10 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
     if multiworker:
         _build_before_multiworker_fit(model, strategy, train_dataset)
 
-    def export(path):
-        save_inference_model(model, path, config, class_names)
+    inference = _build_model(config, class_names, (config.image_size, config.image_size, 3))
+
+    def export(path):  # every epoch: ema.keras, and best.keras when it improves
+        save_inference_model(model, path, config, class_names, inference)
 
     checkpoints = os.path.join(run_dir, "checkpoints")
     run_callbacks = [ResumeCheckpoint(checkpoints, state), RunHistory(run_dir, initial_epoch)]
@@ -297,7 +299,7 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
     ]
     model.fit(train_dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
               validation_data=val_dataset, callbacks=run_callbacks, verbose=verbose, shuffle=False)
-    save_inference_model(model, final_path, config, class_names)
+    save_inference_model(model, final_path, config, class_names, inference)
     rows = next(c for c in run_callbacks if isinstance(c, RunHistory)).rows
     return TrainResult(model=keras.saving.load_model(final_path, safe_mode=True), history=rows, run_dir=run_dir)
 
@@ -340,9 +342,13 @@ def _counts(source):
     return ["?"] * len(source.class_names)
 
 
-def save_inference_model(model, path, config, class_names):
-    """The trained weights in a float32 model without optimizer, at the training size, written atomically."""
-    inference = _build_model(config, class_names, (config.image_size, config.image_size, 3))
+def save_inference_model(model, path, config, class_names, inference=None):
+    """The trained weights in a float32 model without optimizer, at the training size, written atomically.
+
+    ``inference``: that model, built once by the caller that saves every epoch; built here if None.
+    """
+    if inference is None:
+        inference = _build_model(config, class_names, (config.image_size, config.image_size, 3))
     inference.set_weights(model.get_weights())
     with atomic_output(path) as temporary:
         inference.save(temporary)
