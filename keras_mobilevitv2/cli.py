@@ -139,10 +139,11 @@ def cmd_qat(args):
 
     path, report, history = quantization_aware_training(
         args.model, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.lr, io_type=args.io_type, overwrite=args.overwrite)
+        learning_rate=args.lr, io_type=args.io_type, freeze_batch_norm=not args.train_batch_norm,
+        calibration_steps=args.calibration_steps, overwrite=args.overwrite)
     last = {k: v[-1] for k, v in history.items()}
-    print(report.summary())
     print("last epoch: " + "  ".join(f"{k} {v:.4f}" for k, v in last.items()))
+    print(report.summary())
 
 
 def cmd_eval(args):
@@ -250,7 +251,7 @@ def build_parser():
     train.set_defaults(run=cmd_train)
 
     convert = commands.add_parser("convert", help=".keras -> .tflite (fp32, fp16, dynamic, int8), builtin ops only")
-    convert.add_argument("model", help="a .keras model of this package")
+    convert.add_argument("model", help="a .keras model of this package, or a QAT run directory (qat)")
     convert.add_argument("--out", required=True, help="the .tflite file to write")
     convert.add_argument("--precision", choices=["fp32", "fp16", "dynamic", "int8"], default="fp32")
     convert.add_argument("--calibration-data", help="images for int8 calibration (a folder)")
@@ -261,13 +262,18 @@ def build_parser():
     convert.add_argument("--overwrite", action="store_true")
     convert.set_defaults(run=cmd_convert)
 
-    qat = commands.add_parser("qat", help="quantization-aware fine-tuning (tfmot) -> RUN_DIR/model_int8.tflite")
+    qat = commands.add_parser(
+        "qat", help="quantization-aware fine-tuning (tfmot): RUN_DIR/qat_model.keras, converted to model_int8.tflite")
     qat.add_argument("model", help="a .keras model of this package (trained or imported)")
     qat.add_argument("--data", required=True, help="the training data (DIR/<class>/*, or train/ and val/)")
     qat.add_argument("--out", required=True, help="the run directory")
-    qat.add_argument("--epochs", type=int, default=1)
+    qat.add_argument("--epochs", type=int, default=2)
     qat.add_argument("--batch-size", type=int, default=32)
-    qat.add_argument("--lr", type=float, default=1e-4)
+    qat.add_argument("--lr", type=float, default=1e-4, help="peak learning rate, decayed to 0 (cosine)")
+    qat.add_argument("--train-batch-norm", action="store_true",
+                     help="update BatchNorm statistics too (default: keep the float model's)")
+    qat.add_argument("--calibration-steps", type=int, default=200,
+                     help="images that calibrate the ops fake-quantization does not cover")
     qat.add_argument("--io-type", choices=["float32", "uint8", "int8"], default="uint8")
     qat.add_argument("--overwrite", action="store_true")
     qat.set_defaults(run=cmd_qat)
@@ -276,7 +282,7 @@ def build_parser():
     evaluate.add_argument("model")
     evaluate.add_argument("--data", required=True, help="DIR/<class>/* with the model's class names")
     evaluate.add_argument("--reference", help="a model to compare with: agreement and logit differences")
-    evaluate.add_argument("--limit", type=int, help="evaluate the first N images only")
+    evaluate.add_argument("--limit", type=int, help="evaluate N images spread evenly over the folder")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=cmd_eval)
 

@@ -110,7 +110,9 @@ def layers_for(keras_module="keras"):
             axes = list(range(1, len(inputs.shape)))
             mean = tf.reduce_mean(x, axis=axes, keepdims=True)
             centred = x - mean
-            variance = tf.reduce_mean(tf.square(centred), axis=axes, keepdims=True)
+            # centred * centred, not tf.square: TFLite would fuse the latter with the
+            # subtraction into SQUARED_DIFFERENCE, which XNNPACK does not take in int8.
+            variance = tf.reduce_mean(centred * centred, axis=axes, keepdims=True)
             normalised = centred * tf.math.rsqrt(variance + self.epsilon)
             outputs = normalised * tf.cast(self.gamma, tf.float32) + tf.cast(self.beta, tf.float32)
             return tf.cast(outputs, inputs.dtype)
@@ -230,20 +232,21 @@ def layers_for(keras_module="keras"):
 
     @register
     class SeparableAttention(keras.layers.Layer):
-        """The token mixing of separable self-attention (MobileViTv2), between its two projections.
+        """The token mixing of separable self-attention (MobileViTv2), between its projections.
 
-        Input ``[B, N, P, 1 + 2d]`` (the output of the qkv projection), output
-        ``[B, N, P, d]``: scores = softmax over the N patches of the 1-channel query;
-        context = sum over N of key * scores; output = relu(value) * context.
-        O(N) in the number of patches, no product between tokens.
+        Takes ``[query, key, value]``: ``[B, N, P, 1]``, ``[B, N, P, d]`` and
+        ``[B, N, P, d]`` with the ReLU already applied to the value (it is fused
+        into the value projection). Output ``[B, N, P, d]``: scores = softmax over
+        the N patches of the query; context = sum over N of key * scores;
+        output = value * context. O(N) in the number of patches, no product
+        between tokens.
         """
 
         def call(self, inputs):
-            dim = (inputs.shape[-1] - 1) // 2
-            query, key, value = tf.split(inputs, [1, dim, dim], axis=-1)
+            query, key, value = inputs
             scores = tf.nn.softmax(query, axis=1)
             context = tf.reduce_sum(key * scores, axis=1, keepdims=True)
-            return tf.nn.relu(value) * context
+            return value * context
 
     @register
     class MultiHeadPatchAttention(keras.layers.Layer):
@@ -312,9 +315,14 @@ def _layers_of(x):
     return layers_for(backend.keras_module_name(x))
 
 
-def _conv_initializer(keras):
-    # The official code: Kaiming normal, fan-out, for every convolution.
-    return keras.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="untruncated_normal")
+def _conv_initializer(keras, fan_out=None, filters=None):
+    """The official code's Kaiming normal (fan-out) initialiser for every convolution.
+
+    A convolution that computes ``filters`` of a projection with ``fan_out``
+    outputs (the split qkv projection) gets that projection's variance, 2 / fan_out.
+    """
+    scale = 2.0 if fan_out is None else 2.0 * filters / fan_out
+    return keras.initializers.VarianceScaling(scale=scale, mode="fan_out", distribution="untruncated_normal")
 
 
 def conv_norm_act(x, filters, kernel_size=1, strides=1, depthwise=False, use_norm=True,
@@ -373,22 +381,32 @@ def inverted_residual(x, filters, strides=1, expansion=2.0, name="inverted_resid
     return x
 
 
-def _pointwise(x, filters, use_bias=True, name="pointwise"):
+def _pointwise(x, filters, use_bias=True, activation=None, fan_out=None, name="pointwise"):
     """A 1x1 convolution over tokens ``[B, N, P, C]``: a linear layer per token."""
     keras = _layers_of(x).keras
     return keras.layers.Conv2D(
-        filters, 1, use_bias=use_bias, kernel_initializer=_conv_initializer(keras), name=name)(x)
+        filters, 1, use_bias=use_bias, activation=activation,
+        kernel_initializer=_conv_initializer(keras, fan_out, filters), name=name)(x)
 
 
 def separable_self_attention(x, name="attn"):
     """MobileViTv2's separable self-attention on tokens ``[B, N, P, d]``.
 
-    qkv projection (d -> 1 + 2d), ``SeparableAttention``, output projection (d -> d).
+    The official qkv projection (d -> 1 + 2d, split into 1, d, d) is three 1x1
+    convolutions here, ``{name}_query`` (d -> 1), ``{name}_key`` and
+    ``{name}_value`` (d -> d, ReLU fused), so that no converter has to split an
+    odd-sized tensor and the ReLU runs inside the convolution (TFLite and
+    XNNPACK, float and int8); then ``SeparableAttention`` and the output
+    projection ``{name}_out`` (d -> d). The importer splits the checkpoints' qkv
+    weights in the same order.
     """
     layers = _layers_of(x)
     dim = x.shape[-1]
-    qkv = _pointwise(x, 1 + 2 * dim, name=f"{name}_qkv")
-    mixed = layers.SeparableAttention(name=f"{name}_mix")(qkv)
+    qkv_channels = 1 + 2 * dim
+    query = _pointwise(x, 1, fan_out=qkv_channels, name=f"{name}_query")
+    key = _pointwise(x, dim, fan_out=qkv_channels, name=f"{name}_key")
+    value = _pointwise(x, dim, activation="relu", fan_out=qkv_channels, name=f"{name}_value")
+    mixed = layers.SeparableAttention(name=f"{name}_mix")([query, key, value])
     return _pointwise(mixed, dim, name=f"{name}_out")
 
 

@@ -58,11 +58,16 @@ class PreprocessingConfig:
 
 
 def get_preprocessing(model):
-    """The ``PreprocessingConfig`` a model carries (built here, or loaded from a ``.keras`` file)."""
-    try:
-        layer = model.get_layer(PREPROCESSING_LAYER)
-    except ValueError:
-        raise ValueError(
-            f"model {model.name!r} has no {PREPROCESSING_LAYER!r} layer: it was not built by "
-            "keras_mobilevitv2, so its preprocessing is unknown") from None
-    return PreprocessingConfig.from_layer(layer)
+    """The ``PreprocessingConfig`` a model carries (built here, or loaded from a ``.keras`` file).
+
+    Also finds the layer inside a wrapper (quantization-aware models wrap every layer).
+    """
+    for layer in model.layers:
+        inner = getattr(layer, "layer", None)
+        if layer.name == PREPROCESSING_LAYER:
+            return PreprocessingConfig.from_layer(layer)
+        if inner is not None and getattr(inner, "name", None) == PREPROCESSING_LAYER:
+            return PreprocessingConfig.from_layer(inner)
+    raise ValueError(
+        f"model {model.name!r} has no {PREPROCESSING_LAYER!r} layer: it was not built by "
+        "keras_mobilevitv2, so its preprocessing is unknown")

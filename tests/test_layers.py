@@ -46,10 +46,12 @@ def test_separable_self_attention_matches_numpy_formula(rng):
         weight.assign(rng.normal(size=weight.shape).astype(np.float32) * 0.3)
     x = rng.normal(size=(2, n, p, d)).astype(np.float32)
 
-    w_qkv, b_qkv = (np.asarray(w) for w in model.get_layer("attn_qkv").weights)
+    def project(name):
+        kernel, bias = (np.asarray(w) for w in model.get_layer(name).weights)
+        return x @ kernel[0, 0] + bias
+
+    q, k, v = project("attn_query"), project("attn_key"), project("attn_value")
     w_out, b_out = (np.asarray(w) for w in model.get_layer("attn_out").weights)
-    qkv = x @ w_qkv[0, 0] + b_qkv
-    q, k, v = qkv[..., :1], qkv[..., 1:1 + d], qkv[..., 1 + d:]
     scores = np.exp(q - q.max(axis=1, keepdims=True))
     scores /= scores.sum(axis=1, keepdims=True)  # softmax over the N patches, per pixel position
     context = (k * scores).sum(axis=1, keepdims=True)

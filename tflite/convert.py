@@ -29,21 +29,81 @@ class ConversionReport:
     ops: dict  # op name -> count
     input_details: dict
     output_details: dict
+    xnnpack: "DelegationReport"
 
     def summary(self):
         ops = ", ".join(f"{name} x{count}" for name, count in sorted(self.ops.items()))
         return (f"{self.path}: {self.precision}, {self.size_bytes / 1e6:.2f} MB, input "
                 f"{self.input_details['dtype']} {self.input_details['shape']}, output "
-                f"{self.output_details['dtype']} {self.output_details['shape']}\nops: {ops}")
+                f"{self.output_details['dtype']} {self.output_details['shape']}\nops: {ops}\n"
+                f"{self.xnnpack.summary()}")
+
+
+@dataclasses.dataclass
+class DelegationReport:
+    """What the XNNPACK delegate takes of a model: ops left to TFLite's own kernels, and partitions.
+
+    Every op XNNPACK does not take splits the graph: the delegate then runs in
+    ``partitions`` pieces with TFLite kernels between them.
+    """
+    total_ops: int
+    partitions: int
+    not_delegated: dict  # op name -> count
+
+    def summary(self):
+        if not self.not_delegated:
+            return f"XNNPACK: all {self.total_ops} ops delegated, {self.partitions} partition(s)"
+        left = ", ".join(f"{name} x{count}" for name, count in sorted(self.not_delegated.items()))
+        return (f"XNNPACK: {self.partitions} partitions; not delegated "
+                f"({sum(self.not_delegated.values())} of {self.total_ops} ops): {left}")
+
+
+def xnnpack_delegation(path):
+    """Which ops of a ``.tflite`` file the XNNPACK delegate leaves to TFLite, read from the delegated graph.
+
+    After delegation the interpreter holds the original nodes and one DELEGATE
+    node per partition. A node was delegated when it writes a partition's output;
+    it was not when its output is a partition's input, a graph output, or is read
+    by a node that was not delegated (going backwards from the outputs).
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=os.fspath(path), num_threads=1)
+    interpreter.allocate_tensors()
+    graph = interpreter._interpreter  # noqa: SLF001 - the node list is not in the public API
+    nodes = [(graph.NodeName(i), set(map(int, graph.NodeInputs(i))), set(map(int, graph.NodeOutputs(i))))
+             for i in range(graph.NumNodes())]
+    partitions = [node for node in nodes if node[0] == "DELEGATE"]
+    original = [node for node in nodes if node[0] != "DELEGATE"]
+    written_by_delegate = set().union(*(outputs for _, _, outputs in partitions))
+    read_outside_delegate = set(map(int, graph.OutputIndices())).union(
+        *(inputs for _, inputs, _ in partitions))
+    left = collections.Counter()
+    for name, inputs, outputs in reversed(original):
+        if outputs & written_by_delegate:
+            continue
+        if not partitions or outputs & read_outside_delegate:
+            left[name] += 1
+            read_outside_delegate |= inputs
+    return DelegationReport(total_ops=len(original), partitions=len(partitions), not_delegated=dict(left))
 
 
 def load_keras_model(path):
-    """A ``.keras`` model of this package, or a one-line error that says what the file is not."""
+    """A ``.keras`` model of this package, or a one-line error that says what the file is not.
+
+    A QAT run directory (``mobilevitv2 qat``) gives its fine-tuned fake-quantized model.
+    """
     import keras
 
     import keras_mobilevitv2  # noqa: F401  (registers the layers with Keras)
 
+    from .qat import is_quantization_aware_run, load_quantization_aware_model
+
     path = os.fspath(path)
+    if os.path.isdir(path):
+        if is_quantization_aware_run(path):
+            return load_quantization_aware_model(path)
+        raise ConversionError(f"{path}: a folder, but not a QAT run directory (no qat_run.json)")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such model file")
     if not path.endswith(".keras"):
@@ -59,11 +119,13 @@ def fixed_size_model(model, image_size=None):
     """The model with a batch-1 input of ``image_size`` (default: the model's own size).
 
     A model built for another size is rebuilt from the zoo at this size with the
-    same weights: every layer of these models works at any size.
+    same weights: every layer of these models works at any size. A
+    quantization-aware model converts at the size it was fine-tuned at.
     """
-    import keras
-
     from keras_mobilevitv2 import create_model, get_preprocessing
+    from keras_mobilevitv2.backend import get_keras, keras_module_name
+
+    keras = get_keras(keras_module_name(model))
 
     facts = get_preprocessing(model)
     height, width = model.input_shape[1:3]
@@ -76,6 +138,9 @@ def fixed_size_model(model, image_size=None):
     if min(target) < 32:
         raise ConversionError(f"image size {target} is too small: these models need at least 32x32")
     if (height, width) != target:
+        if is_quantization_aware(model):
+            raise ConversionError(f"a quantization-aware model converts at the size it was fine-tuned at, "
+                                  f"{height}x{width}, not {target[0]}x{target[1]}")
         if not facts.architecture:
             raise ConversionError("the model does not say its architecture, so it cannot be resized")
         rebuilt = create_model(facts.architecture, input_shape=(*target, 3), classes=model.output_shape[-1],
@@ -87,8 +152,13 @@ def fixed_size_model(model, image_size=None):
     return keras.Model(inputs, model(inputs), name=model.name)
 
 
+def is_quantization_aware(model):
+    """True for a model with tfmot's fake-quantization wrappers."""
+    return any(type(layer).__name__.startswith("QuantizeWrapper") for layer in model.layers)
+
+
 def calibration_images(data_dir, facts, size, steps=200):
-    """Up to ``steps`` images of a folder, prepared as the model's evaluation prepares them.
+    """Up to ``steps`` images of a folder, spread evenly over it, prepared as the model's evaluation prepares them.
 
     ``facts``: the model's ``PreprocessingConfig``; ``size``: (height, width) of its input.
     """
@@ -102,8 +172,11 @@ def calibration_images(data_dir, facts, size, steps=200):
     except DataError:
         folder = _flat_folder(data_dir)
     scale = facts.input_max / 255.0
-    for path, native in list(zip(folder.paths, folder.native))[:steps]:
-        image = center_crop(decode_file(tf.constant(path), tf.constant(native)), size, facts.crop_fraction)
+    if steps < len(folder):  # spread over the folder, so over every class, not its first classes
+        folder = folder.subset(np.unique(np.linspace(0, len(folder) - 1, steps).round().astype(int)))
+    for path, native in zip(folder.paths, folder.native):
+        image = center_crop(decode_file(tf.constant(path), tf.constant(native)), size, facts.crop_fraction,
+                            facts.interpolation)
         yield [image.numpy()[np.newaxis].astype(np.float32) * scale]
 
 
@@ -147,7 +220,7 @@ def _unsupported_ops_message(error_text):
 
 def convert(model, out, precision="fp32", calibration_data=None, calibration_steps=200, io_type="float32",
             image_size=None, overwrite=False):
-    """Converts a Keras model (or ``.keras`` path) to ``out`` (``.tflite``) with builtin ops only.
+    """Converts a Keras model (a ``.keras`` path, or a QAT run directory) to ``out`` (``.tflite``), builtin ops only.
 
     Args:
         precision: ``fp32``; ``fp16`` (float16 weights); ``dynamic`` (int8 weights,
@@ -175,6 +248,7 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
     if source_path is not None:
         model = load_keras_model(source_path)
     facts = get_preprocessing(model)
+    quantization_aware = is_quantization_aware(model)
     model = fixed_size_model(model, image_size)
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -201,6 +275,8 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
             raise ConversionError(f"the model needs ops outside TFLite's builtins: {detail}") from None
         raise ConversionError(f"conversion failed: {str(error).splitlines()[0][:300]}") from None
 
+    if precision == "int8" and quantization_aware:
+        precision = "int8-qat"
     write_tflite(content, out, facts, model.input_shape[1:3], precision, io_type)
     return inspect_tflite(out, precision)
 
@@ -215,7 +291,7 @@ def write_tflite(content, out, facts, input_size, precision, io_type):
 
 
 def inspect_tflite(path, precision=None):
-    """The op counts and input / output details of a ``.tflite`` file."""
+    """The op counts, input / output details and XNNPACK delegation of a ``.tflite`` file."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=os.fspath(path))
@@ -229,4 +305,4 @@ def inspect_tflite(path, precision=None):
     return ConversionReport(
         path=os.fspath(path), precision=precision, size_bytes=os.path.getsize(path), ops=dict(ops),
         input_details=details(interpreter.get_input_details()[0]),
-        output_details=details(interpreter.get_output_details()[0]))
+        output_details=details(interpreter.get_output_details()[0]), xnnpack=xnnpack_delegation(path))

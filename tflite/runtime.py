@@ -45,6 +45,10 @@ class TFLiteClassifier:
             y = (y.astype(np.float32) - zero_point) * scale
         return y.astype(np.float32)
 
+    def logits_batch(self, images):
+        """Logits ``[B, classes]`` for images ``[B, H, W, 3]`` (the file takes one at a time)."""
+        return np.stack([self.logits(image) for image in images])
+
 
 class KerasClassifier:
     """A ``.keras`` classifier of this package behind the same interface."""
@@ -67,8 +71,11 @@ class KerasClassifier:
         self.input_size = (height, width) if height and width else tuple(facts.input_size)
 
     def logits(self, image):
-        x = np.asarray(image, np.float32)[np.newaxis] * (self.facts["input_max"] / 255.0)
-        return np.asarray(self.model(x, training=False))[0].astype(np.float32)
+        return self.logits_batch(np.asarray(image)[np.newaxis])[0]
+
+    def logits_batch(self, images):
+        x = np.asarray(images, np.float32) * (self.facts["input_max"] / 255.0)
+        return np.asarray(self.model(x, training=False)).astype(np.float32)
 
 
 def load_classifier(path, num_threads=None):
@@ -112,35 +119,48 @@ def predict(model_path, image_paths, top=5):
     return results
 
 
-def evaluate(model_path, data_dir, reference=None, limit=None, progress=True):
-    """Top-1 and top-5 on an image folder, and against a reference model: agreement and logit differences."""
-    from keras_mobilevitv2.data import scan_image_folder
+def evaluate(model_path, data_dir, reference=None, limit=None, progress=True, batch_size=32):
+    """Top-1 and top-5 on an image folder, and against a reference model: agreement and logit differences.
+
+    Images are prepared by the evaluation pipeline of training (resize, centre
+    crop) with the model's own facts. ``limit`` evaluates that many images spread
+    evenly over the folder (so over every class), not the first ones.
+    """
+    from keras_mobilevitv2.data import make_eval_dataset, scan_image_folder
 
     classifier = load_classifier(model_path)
     other = load_classifier(reference) if reference else None
+    if other is not None and tuple(other.input_size) != tuple(classifier.input_size):
+        raise ValueError(f"{reference} takes {other.input_size} images and {model_path} "
+                         f"{classifier.input_size}: compare models of one input size")
     names = classifier.facts.get("class_names")
     folder = scan_image_folder(os.fspath(data_dir), class_names=names, progress=progress)
-    count = len(folder) if limit is None else min(limit, len(folder))
-    top1 = top5 = agree = 0
+    if limit is not None and limit < len(folder):
+        folder = folder.subset(np.unique(np.linspace(0, len(folder) - 1, limit).round().astype(int)))
+    count = len(folder)
+    dataset = make_eval_dataset(folder, classifier.input_size, batch_size, classifier.facts["crop_fraction"],
+                                cache_bytes=0, interpolation=classifier.facts.get("interpolation", "bicubic"))
+    top1 = top5 = agree = done = 0
     differences = []
-    for i in range(count):
-        image = prepare_image(folder.paths[i], classifier)
-        logits = classifier.logits(image)
-        order = np.argsort(-logits)
-        top1 += int(order[0] == folder.labels[i])
-        top5 += int(folder.labels[i] in order[:5])
+    for images, labels in dataset:
+        images, labels = images.numpy(), np.argmax(labels.numpy(), axis=-1)
+        logits = classifier.logits_batch(images)
+        order = np.argsort(-logits, axis=-1)
+        top1 += int(np.sum(order[:, 0] == labels))
+        top5 += int(np.sum(np.any(order[:, :5] == labels[:, np.newaxis], axis=-1)))
         if other is not None:
-            reference_logits = other.logits(image)
-            agree += int(np.argmax(reference_logits) == order[0])
+            reference_logits = other.logits_batch(images)
+            agree += int(np.sum(np.argmax(reference_logits, axis=-1) == order[:, 0]))
             differences.append(np.abs(reference_logits - logits))
-        if progress and (i + 1 == count or (i + 1) % 50 == 0):
-            print(f"\revaluating {os.path.basename(os.fspath(model_path))}: {i + 1}/{count} "
-                  f"top-1 {top1 / (i + 1):.2%}", end="", file=sys.stderr, flush=True)
+        done += len(labels)
+        if progress:
+            print(f"\revaluating {os.path.basename(os.fspath(model_path))}: {done}/{count} "
+                  f"top-1 {top1 / done:.2%}", end="", file=sys.stderr, flush=True)
     if progress:
         print(file=sys.stderr)
     result = {"model": os.fspath(model_path), "images": count, "top1": top1 / count, "top5": top5 / count}
     if other is not None:
-        stacked = np.stack(differences)
+        stacked = np.concatenate(differences)
         result.update(reference=os.fspath(reference), top1_agreement=agree / count,
                       max_logit_difference=float(stacked.max()), mean_logit_difference=float(stacked.mean()))
     return result

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import architectures
 from ..files import check_output_path, save_model
-from .layouts import detect_layout, torch_prefix
+from .layouts import detect_layout, qkv_part, qkv_rows, torch_prefix
 from .safetensors_file import read_safetensors
 from .torch_zip import CheckpointError, read_torch_zip
 
@@ -168,6 +168,7 @@ def load_pytorch_checkpoint(model, path, skip_head=False, prefer_ema=True):
         if specs is None:
             raise ValueError(f"layer {layer.name} ({type(layer).__name__}) has weights this importer does not know")
         prefix = torch_prefix(layer.name, layout, family, layer_counts.get(layer.name.rsplit("_", 1)[0]))
+        part = qkv_part(layer.name)
         values = []
         for (suffix, transform, torch_shape), weight in zip(specs, layer.weights):
             key = f"{prefix}.{suffix}"
@@ -176,8 +177,11 @@ def load_pytorch_checkpoint(model, path, skip_head=False, prefer_ema=True):
                 continue
             used.add(key)
             value = transform(state[key])
+            if part is not None:
+                value = qkv_rows(value, part)
             if tuple(value.shape) != tuple(weight.shape):
-                mismatched.append(f"{key}: checkpoint {tuple(state[key].shape)}, model "
+                share = "" if part is None else f" ({layer.name.rsplit('_', 1)[1]} rows)"
+                mismatched.append(f"{key}{share}: checkpoint {tuple(state[key].shape)}, model "
                                   f"{tuple(torch_shape(tuple(weight.shape)))}")
                 continue
             values.append(value.astype(np.float32))

@@ -1,6 +1,6 @@
 """Where each Keras layer's weights stand in the official (cvnets) and timm checkpoints.
 
-Keras layers are named after where they sit (``layer3_1_transformer0_attn_qkv``);
+Keras layers are named after where they sit (``layer3_1_transformer0_attn_key``);
 ``torch_prefix`` turns such a name into the key prefix of the same weights in a
 checkpoint of the given layout, for MobileViTv2 and MobileViT v1 alike.
 """
@@ -51,6 +51,30 @@ _BLOCK_PARTS = {
         "local": "conv_kxk.{conv_or_bn}", "local_pw_conv": "conv_1x1", "proj": "conv_proj.{conv_or_bn}",
         "fusion": "conv_fusion.{conv_or_bn}"},
 }
+
+# MobileViTv2's qkv projection (1 + 2d outputs) is three convolutions in Keras:
+# each takes its rows of the checkpoint's one (query 1, key d, value d).
+QKV_PARTS = ("attn_query", "attn_key", "attn_value")
+for (_layout, _family), _parts in _TRANSFORMER_PARTS.items():
+    if _family == "mobilevitv2":
+        _parts.update(dict.fromkeys(QKV_PARTS, _parts["attn_qkv"]))
+
+
+def qkv_part(layer_name):
+    """0, 1 or 2 for the query, key or value projection of a MobileViTv2 transformer layer, else None."""
+    for index, part in enumerate(QKV_PARTS):
+        if layer_name.endswith(f"_{part}"):
+            return index
+    return None
+
+
+def qkv_rows(array, part):
+    """The query (0), key (1) or value (2) share of a qkv weight, along its last (output) axis."""
+    total = array.shape[-1]
+    dim = (total - 1) // 2
+    start, stop = ((0, 1), (1, 1 + dim), (1 + dim, total))[part]
+    return array[..., start:stop]
+
 
 _STAGE_LAYER = re.compile(r"layer(\d+)_(\d+)_(.+)")
 _TRANSFORMER = re.compile(r"transformer(\d+)_(.+)")

@@ -46,17 +46,41 @@ def test_every_precision_keeps_the_digits_model(digits_model, tmp_path):
     model_path, data = digits_model
     float_result = evaluate(model_path, data, limit=120, progress=False)
     assert float_result["top1"] >= 0.8
-    results = {}
+    results, reports = {}, {}
     for precision in ("fp32", "fp16", "dynamic", "int8"):
         out = str(tmp_path / f"{precision}.tflite")
         report = convert(model_path, out, precision=precision, calibration_data=data, calibration_steps=50,
                          io_type="uint8" if precision == "int8" else "float32")
         assert not any(op.startswith(("FLEX", "CUSTOM")) for op in report.ops), report.ops
+        reports[precision] = report
         results[precision] = evaluate(out, data, reference=model_path, limit=120, progress=False)
     assert results["fp32"]["max_logit_difference"] <= 1e-4
     assert results["fp16"]["top1_agreement"] >= 0.99 and results["dynamic"]["top1_agreement"] >= 0.99
     assert results["int8"]["top1"] >= float_result["top1"] - 0.05
     assert TFLiteClassifier(str(tmp_path / "int8.tflite")).input["dtype"] == np.uint8
+    # XNNPACK takes the whole float graph. In int8 it takes every convolution, activation,
+    # multiplication and mean; left to TFLite: the norms' per-sample variance + epsilon and its
+    # inverse square root, additions of near-zero constants, the query softmax and uint8 <-> int8.
+    assert reports["fp32"].xnnpack.not_delegated == {} and reports["fp32"].xnnpack.partitions == 1
+    left = reports["int8"].xnnpack.not_delegated
+    assert set(left) <= {"ADD", "RSQRT", "SOFTMAX", "QUANTIZE"}, reports["int8"].xnnpack
+
+
+def test_xnnpack_report_names_the_ops_left_to_tflite(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from mobilevitv2_tflite.convert import xnnpack_delegation
+
+    inputs = keras.Input(batch_shape=(1, 8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inputs)
+    x = keras.layers.Lambda(lambda t: tf.math.cumsum(t, axis=1))(x)  # a builtin XNNPACK does not take
+    outputs = keras.layers.Conv2D(2, 1)(x)
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, outputs))
+    (tmp_path / "m.tflite").write_bytes(converter.convert())
+    report = xnnpack_delegation(tmp_path / "m.tflite")
+    assert report.not_delegated == {"CUMSUM": 1} and report.partitions == 2 and report.total_ops == 3
+    assert "CUMSUM x1" in report.summary()
 
 
 def test_predict_names_the_classes(digits_model, tmp_path, capsys):

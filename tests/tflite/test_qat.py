@@ -1,20 +1,74 @@
-"""Quantization-aware training on the tf_keras build of the same network, to a full-integer file."""
+"""Quantization-aware training on the tf_keras build of the same network, converted by ``convert``."""
+
+import os
 
 import numpy as np
+import pytest
 
+from keras_mobilevitv2.cli import main as cli_main
+from keras_mobilevitv2.data import make_eval_dataset, scan_image_folder
+from mobilevitv2_tflite.convert import ConversionError, load_keras_model
 from mobilevitv2_tflite.metadata import read_metadata
-from mobilevitv2_tflite.qat import quantization_aware_training
+from mobilevitv2_tflite.qat import calibrate_ranges, quantization_aware_model, quantization_aware_training
 from mobilevitv2_tflite.runtime import TFLiteClassifier, evaluate
 
 
-def test_qat_fine_tunes_and_writes_a_full_integer_model(digits_model, tmp_path):
+def _digit_batches(model, data, count=256):
+    folder = scan_image_folder(data, progress=False)
+    folder = folder.subset(np.linspace(0, len(folder) - 1, count).round().astype(int))
+    dataset = make_eval_dataset(folder, model.input_shape[1:3], 32, cache_bytes=0)
+    return [x.numpy() for x, _ in dataset]
+
+
+def test_calibrated_fake_quantization_follows_the_float_model(digits_model):
     model_path, data = digits_model
-    path, report, history = quantization_aware_training(model_path, data, str(tmp_path / "qat"), epochs=1,
-                                                        calibration_steps=20)
+    model = load_keras_model(model_path)
+    batches = _digit_batches(model, data)
+    float_logits = np.concatenate([np.asarray(model(x, training=False)) for x in batches])
+
+    def agreement_and_difference(quantized):
+        logits = np.concatenate([np.asarray(quantized(x, training=False)) for x in batches])
+        return (np.mean(logits.argmax(-1) == float_logits.argmax(-1)),
+                np.mean(np.abs(logits - float_logits)))
+
+    quantized = quantization_aware_model(model)
+    uncalibrated = agreement_and_difference(quantized)  # tfmot's starting ranges, [-6, 6] everywhere
+    calibrate_ranges(quantized, batches[:4])
+    calibrated = agreement_and_difference(quantized)
+    assert calibrated[0] >= 0.95, calibrated
+    assert calibrated[1] < uncalibrated[1] / 2, (calibrated, uncalibrated)
+
+
+def test_qat_fine_tunes_and_convert_makes_the_full_integer_model(digits_model, tmp_path, capsys):
+    model_path, data = digits_model
+    run_dir = tmp_path / "qat"
+    path, report, history = quantization_aware_training(model_path, data, str(run_dir), epochs=1,
+                                                        calibration_steps=64)
+    assert sorted(os.listdir(run_dir)) == ["float_model.keras", "model_int8.tflite", "qat_run.json",
+                                           "qat_weights.h5"]
     assert not any(op.startswith(("FLEX", "CUSTOM")) for op in report.ops), report.ops
     assert "CONV_2D" in report.ops and len(history["loss"]) == 1
     classifier = TFLiteClassifier(path)
     assert classifier.input["dtype"] == np.uint8 and classifier.output["dtype"] == np.uint8
     assert read_metadata(path)["precision"] == "int8-qat"
-    float_top1 = evaluate(model_path, data, limit=120, progress=False)["top1"]
-    assert evaluate(path, data, limit=120, progress=False)["top1"] >= float_top1 - 0.05
+    assert read_metadata(path)["class_names"] == [str(i) for i in range(10)]
+
+    float_top1 = evaluate(model_path, data, limit=300, progress=False)["top1"]
+    assert evaluate(path, data, limit=300, progress=False)["top1"] >= float_top1 - 0.03
+
+    # The run directory is what `convert` takes; the same run converts to the same model.
+    again = str(tmp_path / "again.tflite")
+    assert cli_main(["convert", str(run_dir), "--out", again, "--precision", "int8", "--calibration-data", data,
+                     "--calibration-steps", "64", "--io-type", "uint8"]) == 0
+    assert "XNNPACK" in capsys.readouterr().out
+    image = np.random.default_rng(0).integers(0, 256, (*classifier.input_size, 3)).astype(np.float32)
+    np.testing.assert_array_equal(TFLiteClassifier(again).logits(image), classifier.logits(image))
+
+    # An existing run is not overwritten without asking.
+    with pytest.raises(FileExistsError, match="exists"):
+        quantization_aware_training(model_path, data, str(run_dir), epochs=1)
+
+
+def test_convert_refuses_a_folder_that_is_not_a_qat_run(tmp_path):
+    with pytest.raises(ConversionError, match="not a QAT run directory"):
+        load_keras_model(tmp_path)
