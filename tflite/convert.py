@@ -231,8 +231,6 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
     Returns a ``ConversionReport``. The file carries the model's preprocessing
     facts (see ``metadata``); an existing ``out`` is replaced only with ``overwrite``.
     """
-    import tensorflow as tf
-
     from keras_mobilevitv2 import get_preprocessing
 
     source_path = model if isinstance(model, (str, os.PathLike)) else None
@@ -251,6 +249,28 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
     quantization_aware = is_quantization_aware(model)
     model = fixed_size_model(model, image_size)
 
+    images = None
+    if precision == "int8":
+        images = list(calibration_images(calibration_data, facts, tuple(model.input_shape[1:3]),
+                                         calibration_steps))
+        if not images:
+            raise ConversionError(f"{calibration_data}: no readable images for calibration")
+    content = tflite_content(model, precision, images, io_type)
+    if precision == "int8" and quantization_aware:
+        precision = "int8-qat"
+    write_tflite(content, out, facts, model.input_shape[1:3], precision, io_type)
+    return inspect_tflite(out, precision)
+
+
+def tflite_content(model, precision="fp32", calibration=None, io_type="float32"):
+    """The ``.tflite`` bytes of a fixed-size Keras model (Keras 3 or tf_keras), builtin ops only.
+
+    ``calibration``: for ``int8``, a list of ``[image batch]`` inputs as the model
+    takes them. Any Keras model converts here the same way (the speed benchmark
+    converts kimm's with it).
+    """
+    import tensorflow as tf
+
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if precision in ("fp16", "dynamic", "int8"):
@@ -258,27 +278,18 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
     if precision == "fp16":
         converter.target_spec.supported_types = [tf.float16]
     if precision == "int8":
-        images = list(calibration_images(calibration_data, facts, tuple(model.input_shape[1:3]),
-                                         calibration_steps))
-        if not images:
-            raise ConversionError(f"{calibration_data}: no readable images for calibration")
-        converter.representative_dataset = lambda: iter(images)
+        converter.representative_dataset = lambda: iter(calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = getattr(tf, io_type)
         converter.inference_output_type = getattr(tf, io_type)
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the whole saved signature
-            content = converter.convert()
+            return converter.convert()
     except Exception as error:  # noqa: BLE001 - reported with the ops that need more than builtins
         detail = _unsupported_ops_message(str(error))
         if detail:
             raise ConversionError(f"the model needs ops outside TFLite's builtins: {detail}") from None
         raise ConversionError(f"conversion failed: {str(error).splitlines()[0][:300]}") from None
-
-    if precision == "int8" and quantization_aware:
-        precision = "int8-qat"
-    write_tflite(content, out, facts, model.input_shape[1:3], precision, io_type)
-    return inspect_tflite(out, precision)
 
 
 def write_tflite(content, out, facts, input_size, precision, io_type):

@@ -1,0 +1,156 @@
+"""TFLite latency on this CPU: our MobileViTv2-0.5 against kimm's, float32 and full int8.
+
+Builds our ``mobilevitv2_050`` and kimm's ``MobileViTV2W050`` (random weights,
+1000 classes, 256x256), converts both the same way (``tflite_content``: builtin
+ops only; int8 calibrated on the same digits, float I/O) and times them with
+LiteRT's interpreter, XNNPACK, 1 thread, batch 1. The models take turns in every
+round, so a slow spell of the machine hits all of them; the figure is the median
+over all rounds. Targets (issue 6): ours fp32 <= 0.9x kimm fp32, ours int8 <=
+0.5x ours fp32. Writes benchmarks/results/tflite_speed.{json,md,png}.
+
+    pip install "kimm>=0.2.5" --no-deps   # benchmark-only dependency
+    python benchmarks/tflite_speed.py [--image-size 256] [--rounds 30] [--runs 5]
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+import keras
+import keras_mobilevitv2 as kmv
+from keras_mobilevitv2.data import make_sample_data
+from keras_mobilevitv2.files import atomic_output
+from keras_mobilevitv2.preprocessing import PreprocessingConfig
+from mobilevitv2_tflite.convert import calibration_images, tflite_content, xnnpack_delegation
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TARGETS = {"ours fp32 / kimm fp32": 0.9, "ours int8 / ours fp32": 0.5}
+
+
+def batch_one(model, size):
+    inputs = keras.Input(batch_shape=(1, size, size, 3))
+    return keras.Model(inputs, model(inputs))
+
+
+def build_models(size):
+    import kimm
+
+    ours = kmv.create_model("mobilevitv2_050", input_shape=(size, size, 3), classifier_activation=None)
+    theirs = kimm.models.MobileViTV2W050(input_shape=(size, size, 3), weights=None, classifier_activation=None)
+    return {"ours": batch_one(ours, size), "kimm": batch_one(theirs, size)}
+
+
+def time_models(paths, rounds, runs):
+    """Median milliseconds of one invoke per model, the models taking turns in each round."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreters = {}
+    for name, path in paths.items():
+        interpreter = Interpreter(model_path=path, num_threads=1)
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
+        for _ in range(10):
+            interpreter.invoke()
+        interpreters[name] = interpreter
+    times = {name: [] for name in paths}
+    for round_index in range(rounds):
+        for name, interpreter in interpreters.items():
+            for _ in range(runs):
+                start = time.perf_counter()
+                interpreter.invoke()
+                times[name].append((time.perf_counter() - start) * 1e3)
+        print(f"\rround {round_index + 1}/{rounds}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    return {name: {"median_ms": float(np.median(t)), "p10_ms": float(np.percentile(t, 10)),
+                   "p90_ms": float(np.percentile(t, 90))} for name, t in times.items()}
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+    medians = [results[n]["median_ms"] for n in names]
+    errors = [[m - results[n]["p10_ms"] for n, m in zip(names, medians)],
+              [results[n]["p90_ms"] - m for n, m in zip(names, medians)]]
+    figure, axis = plt.subplots(figsize=(6, 3.2))
+    axis.bar(names, medians, yerr=errors, color=["tab:blue", "tab:gray", "tab:blue", "tab:gray"], capsize=4)
+    axis.set_ylabel("ms per image (median, p10-p90)")
+    axis.set_title("MobileViTv2-0.5, 256x256, TFLite XNNPACK, 1 thread")
+    figure.tight_layout()
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, dpi=120, format="png")
+    plt.close(figure)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=5, help="invokes per model per round")
+    parser.add_argument("--out", default=os.path.join(HERE, "results", "tflite_speed"))
+    args = parser.parse_args(argv)
+    size = args.image_size
+
+    with tempfile.TemporaryDirectory() as work:
+        digits = os.path.join(work, "digits")
+        make_sample_data(digits)
+        facts = PreprocessingConfig(input_size=(size, size), input_max=255.0)
+        calibration = list(calibration_images(digits, facts, (size, size), steps=64))
+        paths = {}
+        for family, model in build_models(size).items():
+            for precision in ("fp32", "int8"):
+                name = f"{family} {precision}"
+                paths[name] = os.path.join(work, f"{family}_{precision}.tflite")
+                with open(paths[name], "wb") as file:
+                    file.write(tflite_content(model, precision, calibration if precision == "int8" else None))
+        order = ["ours fp32", "kimm fp32", "ours int8", "kimm int8"]
+        results = time_models({name: paths[name] for name in order}, args.rounds, args.runs)
+        for name in order:
+            report = xnnpack_delegation(paths[name])
+            results[name].update(megabytes=round(os.path.getsize(paths[name]) / 1e6, 2),
+                                 xnnpack_partitions=report.partitions, xnnpack_not_delegated=report.not_delegated)
+
+    ratios = {"ours fp32 / kimm fp32": results["ours fp32"]["median_ms"] / results["kimm fp32"]["median_ms"],
+              "ours int8 / ours fp32": results["ours int8"]["median_ms"] / results["ours fp32"]["median_ms"],
+              "kimm int8 / kimm fp32": results["kimm int8"]["median_ms"] / results["kimm fp32"]["median_ms"],
+              "ours int8 / kimm int8": results["ours int8"]["median_ms"] / results["kimm int8"]["median_ms"]}
+    summary = {"image_size": size, "threads": 1, "rounds": args.rounds, "runs_per_round": args.runs,
+               "machine": platform.processor() or platform.machine(), "results": results, "ratios": ratios,
+               "targets": TARGETS}
+    lines = [f"MobileViTv2-0.5 at {size}x{size}, TFLite (ai-edge-litert) XNNPACK, 1 thread, batch 1, "
+             f"random weights; median of {args.rounds} rounds x {args.runs} invokes, models taking turns.", "",
+             "| model | median ms | p10-p90 ms | MB | XNNPACK partitions | left to TFLite |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name in order:
+        r = results[name]
+        left = ", ".join(f"{op} x{n}" for op, n in sorted(r["xnnpack_not_delegated"].items())) or "none"
+        lines.append(f"| {name} | {r['median_ms']:.2f} | {r['p10_ms']:.2f}-{r['p90_ms']:.2f} | {r['megabytes']} "
+                     f"| {r['xnnpack_partitions']} | {left} |")
+    lines += ["", "| ratio | measured | target |", "| --- | --- | --- |"]
+    for name, value in ratios.items():
+        target = f"<= {TARGETS[name]}" + (" (met)" if value <= TARGETS[name] else " (not met)") \
+            if name in TARGETS else ""
+        lines.append(f"| {name} | {value:.3f} | {target} |")
+    text = "\n".join(lines) + "\n"
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with atomic_output(args.out + ".json") as temporary, open(temporary, "w", encoding="utf-8") as file:
+        json.dump(summary, file, indent=1)
+    with atomic_output(args.out + ".md") as temporary, open(temporary, "w", encoding="utf-8") as file:
+        file.write(text)
+    plot({name: results[name] for name in order}, args.out + ".png")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
