@@ -5,6 +5,8 @@ import json
 import os
 import sys
 
+from .files import check_output_path
+
 
 def _model_table(rows):
     header = f"{'model':<17} {'params':>12} {'GMACs':>7} {'attn GMACs':>10} {'top-1 (paper)':>13}  output"
@@ -163,6 +165,36 @@ def cmd_predict(args):
             print(f"  {probability:7.2%}  {name}")
 
 
+def cmd_benchmark(args):
+    from mobilevitv2_tflite.benchmark import benchmark_host_models, markdown_table, write_results
+
+    outputs = dict(json_path=args.json, csv_path=args.csv, markdown_path=args.markdown)
+    for path in filter(None, outputs.values()):
+        check_output_path(path, args.overwrite, inputs=args.models)
+    if args.android:
+        from mobilevitv2_tflite.android import AndroidBenchmarkError, benchmark_android
+
+        if not args.benchmark_binary:
+            raise ValueError("--android needs --benchmark-binary: the benchmark_model built for the device")
+        try:
+            results = benchmark_android(
+                args.models, args.benchmark_binary, serial=args.serial, threads=args.threads,
+                delegates=args.delegates, runs=args.runs, warmup=args.warmup, adb=args.adb,
+                on_result=lambda so_far: write_results(so_far, **outputs),
+                progress=lambda line: print(line, file=sys.stderr, flush=True))
+        except AndroidBenchmarkError as error:
+            kept = [path for path in outputs.values() if path and os.path.exists(path)]
+            raise ValueError(f"{error}" + (f" (results so far kept in {', '.join(kept)})" if kept else ""))
+    else:
+        results = benchmark_host_models(args.models, threads=args.threads, runs=args.runs, warmup=args.warmup,
+                                        delegates=args.delegates)
+        write_results(results, **outputs)
+    print(markdown_table(results), end="")
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise ValueError(f"{len(failed)} of {len(results)} runs failed (see the status column)")
+
+
 def _add_train_arguments(parser):
     parser.add_argument("--data", required=True, help="DIR/<class>/*, DIR/train + DIR/val, or TFRecords")
     parser.add_argument("--model", help="zoo name (default mobilevitv2_050)")
@@ -285,6 +317,24 @@ def build_parser():
     evaluate.add_argument("--limit", type=int, help="evaluate N images spread evenly over the folder")
     evaluate.add_argument("--json", action="store_true")
     evaluate.set_defaults(run=cmd_eval)
+
+    bench = commands.add_parser(
+        "benchmark", help="latency and memory of .tflite files: on this host (LiteRT) or on Android (benchmark_model)")
+    bench.add_argument("models", nargs="+", help=".tflite files")
+    bench.add_argument("--threads", type=int, nargs="+", default=[1])
+    bench.add_argument("--runs", type=int, default=50)
+    bench.add_argument("--warmup", type=int, default=5)
+    bench.add_argument("--delegates", type=lambda text: [d for d in text.split(",") if d], default=["xnnpack"],
+                       help="comma-separated: xnnpack, cpu (host and Android), gpu, nnapi (Android)")
+    bench.add_argument("--json", help="write the results as JSON")
+    bench.add_argument("--csv", help="write the results as CSV")
+    bench.add_argument("--markdown", help="write the results as a Markdown table")
+    bench.add_argument("--overwrite", action="store_true", help="replace existing result files")
+    bench.add_argument("--android", action="store_true", help="run TFLite's benchmark_model on a device over adb")
+    bench.add_argument("--serial", help="the device (adb -s), needed when several are connected")
+    bench.add_argument("--benchmark-binary", help="benchmark_model built for the device (see tflite/README.md)")
+    bench.add_argument("--adb", default="adb", help="the adb executable")
+    bench.set_defaults(run=cmd_benchmark)
 
     predict = commands.add_parser("predict", help="the top classes of images, with names")
     predict.add_argument("model", help=".keras or .tflite")
