@@ -39,32 +39,14 @@ def cmd_info(args):
 
 
 def cmd_quickstart(args):
-    """The main job: the zoo's table, then the bundled digits -> a trained MobileViTv2-0.5."""
-    from .data import make_sample_data
+    """The main job: the zoo's table, then digits -> training -> TFLite -> accuracy -> latency."""
     from .models import list_models
-    from .training import train
-    from .training.callbacks import STATE_FILE
+    from .quickstart import quickstart
 
     names = list_models()
-    print(f"[1/3] the zoo: {len(names)} models at 256x256", flush=True)
+    print(f"the zoo: {len(names)} models at 256x256", flush=True)
     print(_model_table(_describe_models(names, 256)), flush=True)
-
-    data_dir = os.path.join(args.out, "digits")
-    run_dir = os.path.join(args.out, "run")
-    if not os.path.isfile(os.path.join(data_dir, "9", "1796.png")):
-        count = make_sample_data(data_dir, overwrite=True)
-        print(f"\n[2/3] wrote {count} handwritten digits (scikit-learn) to {data_dir}", flush=True)
-    else:
-        print(f"\n[2/3] the digits are in {data_dir}", flush=True)
-
-    resume = os.path.isfile(os.path.join(run_dir, "checkpoints", STATE_FILE))
-    print(f"\n[3/3] {'resuming' if resume else 'training'} mobilevitv2_050 on them in {run_dir}", flush=True)
-    result = train(data_dir, run_dir, resume=resume, overwrite=not resume, verbose=0, model="mobilevitv2_050",
-                   image_size=args.image_size, epochs=args.epochs, batch_size=32, augmentation="light",
-                   val_split=0.2, learning_rate=0.002)
-    best = max((float(r.get("val_accuracy", 0)) for r in result.history), default=float("nan"))
-    print(f"\ndone: validation top-1 {float(result.history[-1]['val_accuracy']):.2%} (best {best:.2%}); "
-          f"model {run_dir}/model.keras, curves {run_dir}/training_curves.png")
+    quickstart(args.out, epochs=args.epochs, image_size=args.image_size)
 
 
 def cmd_import_weights(args):
@@ -195,6 +177,16 @@ def cmd_benchmark(args):
         raise ValueError(f"{len(failed)} of {len(results)} runs failed (see the status column)")
 
 
+def cmd_export_android(args):
+    from mobilevitv2_tflite.export import export_android
+
+    destination, facts = export_android(args.model, args.app, overwrite=args.overwrite)
+    names = facts.get("class_names") or []
+    print(f"wrote {destination}: {facts.get('architecture')}, {facts.get('precision')}, input "
+          f"{facts['input_size'][0]}x{facts['input_size'][1]}, {len(names)} class names; build the app with "
+          f"`./gradlew installDebug` in {args.app}")
+
+
 def _add_train_arguments(parser):
     parser.add_argument("--data", required=True, help="DIR/<class>/*, DIR/train + DIR/val, or TFRecords")
     parser.add_argument("--model", help="zoo name (default mobilevitv2_050)")
@@ -248,7 +240,8 @@ def build_parser():
     info.set_defaults(run=cmd_info)
 
     quickstart = commands.add_parser(
-        "quickstart", help="the main job: the zoo's table, then train MobileViTv2-0.5 on the bundled digits")
+        "quickstart", help="the main job: the zoo's table, then MobileViTv2-0.5 on the bundled digits: "
+                           "train, convert to float32 and int8, evaluate and benchmark both, report")
     quickstart.add_argument("--out", default="mobilevitv2-quickstart", help="where data and run go")
     quickstart.add_argument("--image-size", type=int, default=64)
     quickstart.add_argument("--epochs", type=int, default=8)
@@ -335,6 +328,12 @@ def build_parser():
     bench.add_argument("--benchmark-binary", help="benchmark_model built for the device (see tflite/README.md)")
     bench.add_argument("--adb", default="adb", help="the adb executable")
     bench.set_defaults(run=cmd_benchmark)
+
+    export = commands.add_parser("export-android", help="put a converted .tflite where the Android demo app loads it")
+    export.add_argument("model", help="a .tflite made by convert (it carries its facts)")
+    export.add_argument("--app", default="android_demo", help="the Android demo project")
+    export.add_argument("--overwrite", action="store_true", help="replace another model in the app")
+    export.set_defaults(run=cmd_export_android)
 
     predict = commands.add_parser("predict", help="the top classes of images, with names")
     predict.add_argument("model", help=".keras or .tflite")
