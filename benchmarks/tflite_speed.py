@@ -18,7 +18,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -27,6 +26,7 @@ import keras_mobilevitv2 as kmv
 from keras_mobilevitv2.data import make_sample_data
 from keras_mobilevitv2.files import atomic_output
 from keras_mobilevitv2.preprocessing import PreprocessingConfig
+from mobilevitv2_tflite.benchmark import benchmark_interleaved
 from mobilevitv2_tflite.convert import calibration_images, tflite_content, xnnpack_delegation
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -46,32 +46,6 @@ def build_models(size):
     return {"ours": batch_one(ours, size), "kimm": batch_one(theirs, size)}
 
 
-def time_models(paths, rounds, runs):
-    """Median milliseconds of one invoke per model, the models taking turns in each round."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreters = {}
-    for name, path in paths.items():
-        interpreter = Interpreter(model_path=path, num_threads=1)
-        interpreter.allocate_tensors()
-        detail = interpreter.get_input_details()[0]
-        interpreter.set_tensor(detail["index"], np.zeros(detail["shape"], detail["dtype"]))
-        for _ in range(10):
-            interpreter.invoke()
-        interpreters[name] = interpreter
-    times = {name: [] for name in paths}
-    for round_index in range(rounds):
-        for name, interpreter in interpreters.items():
-            for _ in range(runs):
-                start = time.perf_counter()
-                interpreter.invoke()
-                times[name].append((time.perf_counter() - start) * 1e3)
-        print(f"\rround {round_index + 1}/{rounds}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
-    return {name: {"median_ms": float(np.median(t)), "p10_ms": float(np.percentile(t, 10)),
-                   "p90_ms": float(np.percentile(t, 90))} for name, t in times.items()}
-
-
 def plot(results, path):
     import matplotlib
 
@@ -80,11 +54,11 @@ def plot(results, path):
 
     names = list(results)
     medians = [results[n]["median_ms"] for n in names]
-    errors = [[m - results[n]["p10_ms"] for n, m in zip(names, medians)],
-              [results[n]["p90_ms"] - m for n, m in zip(names, medians)]]
+    errors = [[m - results[n]["p5_ms"] for n, m in zip(names, medians)],
+              [results[n]["p95_ms"] - m for n, m in zip(names, medians)]]
     figure, axis = plt.subplots(figsize=(6, 3.2))
     axis.bar(names, medians, yerr=errors, color=["tab:blue", "tab:gray", "tab:blue", "tab:gray"], capsize=4)
-    axis.set_ylabel("ms per image (median, p10-p90)")
+    axis.set_ylabel("ms per image (median, p5-p95)")
     axis.set_title("MobileViTv2-0.5, 256x256, TFLite XNNPACK, 1 thread")
     figure.tight_layout()
     with atomic_output(path) as temporary:
@@ -114,7 +88,9 @@ def main(argv=None):
                 with open(paths[name], "wb") as file:
                     file.write(tflite_content(model, precision, calibration if precision == "int8" else None))
         order = ["ours fp32", "kimm fp32", "ours int8", "kimm int8"]
-        results = time_models({name: paths[name] for name in order}, args.rounds, args.runs)
+        timed = benchmark_interleaved({name: (paths[name], 1) for name in order}, args.rounds, args.runs)
+        results = {name: {"median_ms": r.median_ms, "p5_ms": r.p5_ms, "p95_ms": r.p95_ms}
+                   for name, r in timed.items()}
         for name in order:
             report = xnnpack_delegation(paths[name])
             results[name].update(megabytes=round(os.path.getsize(paths[name]) / 1e6, 2),
@@ -129,12 +105,12 @@ def main(argv=None):
                "targets": TARGETS}
     lines = [f"MobileViTv2-0.5 at {size}x{size}, TFLite (ai-edge-litert) XNNPACK, 1 thread, batch 1, "
              f"random weights; median of {args.rounds} rounds x {args.runs} invokes, models taking turns.", "",
-             "| model | median ms | p10-p90 ms | MB | XNNPACK partitions | left to TFLite |",
+             "| model | median ms | p5-p95 ms | MB | XNNPACK partitions | left to TFLite |",
              "| --- | --- | --- | --- | --- | --- |"]
     for name in order:
         r = results[name]
         left = ", ".join(f"{op} x{n}" for op, n in sorted(r["xnnpack_not_delegated"].items())) or "none"
-        lines.append(f"| {name} | {r['median_ms']:.2f} | {r['p10_ms']:.2f}-{r['p90_ms']:.2f} | {r['megabytes']} "
+        lines.append(f"| {name} | {r['median_ms']:.2f} | {r['p5_ms']:.2f}-{r['p95_ms']:.2f} | {r['megabytes']} "
                      f"| {r['xnnpack_partitions']} | {left} |")
     lines += ["", "| ratio | measured | target |", "| --- | --- | --- |"]
     for name, value in ratios.items():

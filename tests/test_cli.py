@@ -34,13 +34,24 @@ def test_console_script_help_runs():
         assert command in result.stdout
 
 
-def test_quickstart_trains_on_the_digits_and_resumes(tmp_path, capsys):
+def test_quickstart_runs_the_pipeline_and_resumes(tmp_path, capsys):
     out = tmp_path / "quickstart"
     assert main(["quickstart", "--out", str(out), "--epochs", "2", "--image-size", "32"]) == 0
     printed = capsys.readouterr().out
-    assert "1,370,593" in printed and "wrote 1797 handwritten digits" in printed and "done: validation top-1" in printed
-    model_file = out / "run" / "model.keras"
-    before = model_file.read_bytes()
+    assert "1,370,593" in printed and "wrote 1797 handwritten digits" in printed and "validation top-1" in printed
+    rows = [line.split(" | ") for line in printed.splitlines() if line.startswith(("| float32", "| int8"))]
+    assert [row[1] for row in rows] == ["model_fp32.tflite", "model_int8.tflite"]
+    for row in rows:
+        top1, agreement, median_ms = float(row[3].rstrip("%")), float(row[4].rstrip("%")), float(row[6])
+        assert top1 > 10 and agreement >= 90 and median_ms > 0  # two epochs learn something; int8 keeps it
+    assert float(rows[0][5]) <= 1e-4  # float32 TFLite computes what Keras computes
+    report = (out / "report.md").read_text()
+    assert "| float32 | model_fp32.tflite |" in report and "run/training_curves.png" in report
+    assert (out / "latency.png").read_bytes()[:4] == b"\x89PNG"
+
+    model_file, int8_file = out / "run" / "model.keras", out / "model_int8.tflite"
+    before = model_file.read_bytes(), int8_file.read_bytes()
     assert main(["quickstart", "--out", str(out), "--epochs", "2", "--image-size", "32"]) == 0
-    assert "all 2 epochs are done" in capsys.readouterr().out
-    assert model_file.read_bytes() == before  # a finished run is left as it was
+    printed = capsys.readouterr().out
+    assert "all 2 epochs are done" in printed and f"{int8_file}: up to date" in printed
+    assert (model_file.read_bytes(), int8_file.read_bytes()) == before  # a finished run is left as it was

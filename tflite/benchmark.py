@@ -110,10 +110,6 @@ def benchmark_host(path, threads=1, runs=50, warmup=5, delegate="xnnpack", seed=
     reference kernels, no delegate). Memory: what initialisation added to the
     resident size, and the peak above the starting size over the whole run.
     """
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    from .metadata import read_metadata
-
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such model file")
@@ -121,29 +117,19 @@ def benchmark_host(path, threads=1, runs=50, warmup=5, delegate="xnnpack", seed=
         raise ValueError(f"on the host the delegate is one of {', '.join(HOST_DELEGATES)}, got {delegate!r}")
     if runs < 1 or warmup < 0 or threads < 1:
         raise ValueError("runs and threads must be at least 1 and warmup at least 0")
-    try:
-        facts = read_metadata(path)
-    except Exception:  # noqa: BLE001 - a file of another tool: benchmarked all the same, inputs in [0, 255]
-        facts = None
-    resolver = (OpResolverType.AUTO if delegate == "xnnpack"
-                else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
     peak_tracked = _reset_peak_memory()
     start_mb = _memory_mb("VmRSS")
     start = time.perf_counter()
     try:
-        interpreter = Interpreter(model_path=path, num_threads=threads, experimental_op_resolver_type=resolver)
-        interpreter.allocate_tensors()
+        invoke = _loaded_runner(path, threads, np.random.default_rng(seed), delegate)
     except Exception as error:  # noqa: BLE001 - reported as the file's problem, in a line
         raise ValueError(f"{path}: LiteRT cannot load it ({str(error).splitlines()[0][:200]})") from None
     init_ms = (time.perf_counter() - start) * 1e3
     init_mb = _memory_mb("VmRSS")
-    rng = np.random.default_rng(seed)
-    for detail in interpreter.get_input_details():
-        interpreter.set_tensor(detail["index"], _example_input(detail, facts, rng))
 
     def timed():
         begin = time.perf_counter()
-        interpreter.invoke()
+        invoke()
         return (time.perf_counter() - begin) * 1e3
 
     first_ms = timed()
@@ -170,6 +156,71 @@ def benchmark_host_models(paths, threads=(1,), runs=50, warmup=5, delegates=("xn
                           f"{warmup} warm-up + {runs} runs", file=sys.stderr, flush=True)
                 results.append(benchmark_host(path, threads=count, runs=runs, warmup=warmup, delegate=delegate))
     return results
+
+
+def _loaded_runner(path, threads, rng, delegate="xnnpack"):
+    """``invoke()`` for a ``.tflite`` file (LiteRT; ``delegate`` xnnpack or cpu) or an ``.onnx`` peer
+    (ONNX Runtime), its inputs set to a random image."""
+    path = os.fspath(path)
+    if path.endswith(".onnx"):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        feed = {i.name: rng.uniform(0, 1, i.shape).astype(np.float32) for i in session.get_inputs()}
+        return lambda: session.run(None, feed)
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from .metadata import read_metadata
+
+    resolver = OpResolverType.AUTO if delegate == "xnnpack" else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interpreter = Interpreter(model_path=path, num_threads=threads, experimental_op_resolver_type=resolver)
+    interpreter.allocate_tensors()
+    try:
+        facts = read_metadata(path)
+    except Exception:  # noqa: BLE001 - another tool's file: inputs in [0, 255]
+        facts = None
+    for detail in interpreter.get_input_details():
+        interpreter.set_tensor(detail["index"], _example_input(detail, facts, rng))
+    return interpreter.invoke
+
+
+def benchmark_interleaved(models, rounds=20, runs=5, warmup=10, progress=True):
+    """Times several model files in turns: ``{name: BenchmarkResult}``.
+
+    ``models``: ``{name: (path, threads)}``, ``.tflite`` files (LiteRT, XNNPACK) or
+    ``.onnx`` peers (ONNX Runtime). Every round invokes each model ``runs`` times,
+    so a slow spell of a shared machine hits all of them alike: compare the
+    medians of one call, not figures of separate runs.
+    """
+    rng = np.random.default_rng(0)
+    runners, first, init = {}, {}, {}
+    for name, (path, threads) in models.items():
+        start = time.perf_counter()
+        runners[name] = _loaded_runner(path, threads, rng)
+        init[name] = (time.perf_counter() - start) * 1e3
+        start = time.perf_counter()
+        runners[name]()
+        first[name] = (time.perf_counter() - start) * 1e3
+        for _ in range(warmup):
+            runners[name]()
+    times = {name: [] for name in models}
+    for round_index in range(rounds):
+        for name, invoke in runners.items():
+            for _ in range(runs):
+                start = time.perf_counter()
+                invoke()
+                times[name].append((time.perf_counter() - start) * 1e3)
+        if progress:
+            print(f"\rtiming {len(models)} models in turns: round {round_index + 1}/{rounds}", end="",
+                  file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    return {name: BenchmarkResult(model=os.fspath(path), device="host", threads=threads,
+                                  delegate="onnxruntime" if os.fspath(path).endswith(".onnx") else "xnnpack",
+                                  init_ms=init[name], **summarise_times(first[name], [], times[name]))
+            for name, (path, threads) in models.items()}
 
 
 # ---------------------------------------------------------------------------

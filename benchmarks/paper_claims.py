@@ -1,0 +1,310 @@
+"""The paper's claims on this machine: MobileViTv2 against MobileViT and MobileNets, linear against quadratic cost.
+
+Three parts (``--parts``), each timed with LiteRT and XNNPACK, batch 1, random
+weights, the models of a part taking turns (``benchmark_interleaved``):
+
+- ``zoo``: every MobileViTv2 width, MobileViT XXS / XS / S and keras.applications
+  MobileNetV2 and MobileNetV3 Small / Large at 256x256: parameters, GMACs, float32
+  and full-int8 latency at 1 and 2 threads.
+- ``scaling``: ``mobilevitv2_050`` and ``mobilevit_xxs`` from 256 to 1024, float32,
+  1 thread: latency against the number of tokens of the first attention stage.
+  Claims checked: xxs / v2-0.5 at 1024 >= 4, v2-0.5 at 1024 / at 256 <= 20.
+- ``peers``: ours against kimm's models converted the same way, float32 and int8,
+  and timm's through ONNX Runtime where a PyTorch environment is given
+  (``--torch-python``, see tools/timm_onnx.py) and onnxruntime imports.
+
+Writes benchmarks/results/paper_{zoo,scaling,peers}.{csv,md}, paper_{zoo,scaling}.png
+and paper_claims.md, the parts measured so far together (each with the machine it ran on).
+
+    pip install "kimm>=0.2.5" onnxruntime      # peers only
+    python benchmarks/paper_claims.py [--parts zoo scaling peers] [--rounds 10]
+        [--torch-python /path/to/venv/bin/python]
+"""
+
+import argparse
+import csv
+import io
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+import keras
+import keras_mobilevitv2 as kmv
+from keras_mobilevitv2.complexity import count_macs, count_parameters
+from keras_mobilevitv2.data import make_sample_data
+from keras_mobilevitv2.files import atomic_output
+from keras_mobilevitv2.preprocessing import PreprocessingConfig
+from mobilevitv2_tflite.benchmark import benchmark_interleaved
+from mobilevitv2_tflite.convert import calibration_images, tflite_content
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+SCALING_SIZES = (256, 384, 512, 640, 768, 896, 1024)
+CLAIMS = {"xxs / v2-0.5 at 1024": (">=", 4.0), "v2-0.5 1024 / 256": ("<=", 20.0)}
+
+
+def batch_one(model, size):
+    inputs = keras.Input(batch_shape=(1, size, size, 3))
+    return keras.Model(inputs, model(inputs))
+
+
+def keras_applications(size):
+    """The MobileNets, taking RGB in [0, 255] as every model here does."""
+    apps = keras.applications
+    v2 = apps.MobileNetV2(input_shape=(size, size, 3), weights=None)
+    inputs = keras.Input((size, size, 3))
+    v2 = keras.Model(inputs, v2(keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs)), name="mobilenetv2")
+    return {"mobilenetv2": v2,
+            "mobilenetv3_small": apps.MobileNetV3Small(input_shape=(size, size, 3), weights=None),
+            "mobilenetv3_large": apps.MobileNetV3Large(input_shape=(size, size, 3), weights=None)}
+
+
+def size_and_cost(model):
+    """Parameters (PyTorch's count) and GMACs (convolutions and dense layers) of a model and the models inside it."""
+    def macs(m):
+        return count_macs(m)[0] + sum(macs(layer) for layer in m.layers if isinstance(layer, keras.Model))
+    return count_parameters(model), macs(model) / 1e9
+
+
+class Converter:
+    """Writes fp32 / int8 files of Keras models into a folder, int8 calibrated on the digits."""
+
+    def __init__(self, work):
+        self.work = work
+        digits = os.path.join(work, "digits")
+        if not os.path.isdir(digits):
+            make_sample_data(digits)
+        self.digits = digits
+        self.calibration = {}
+
+    def __call__(self, name, model, precision, size):
+        path = os.path.join(self.work, f"{name}_{size}_{precision}.tflite")
+        if precision == "int8" and size not in self.calibration:
+            facts = PreprocessingConfig(input_size=(size, size), input_max=255.0)
+            self.calibration[size] = list(calibration_images(self.digits, facts, (size, size), steps=32))
+        content = tflite_content(batch_one(model, size), precision, self.calibration.get(size))
+        with open(path, "wb") as file:
+            file.write(content)
+        print(f"converted {name} at {size} to {precision}", file=sys.stderr, flush=True)
+        return path
+
+
+def part_zoo(convert, rounds):
+    rows, files = [], {}
+    models = {name: kmv.create_model(name, input_shape=(256, 256, 3), classifier_activation=None)
+              for name in kmv.list_models()}
+    models.update(keras_applications(256))
+    for name, model in models.items():
+        params, gmacs = size_and_cost(model)
+        rows.append({"model": name, "params": params, "gmacs": round(gmacs, 3)})
+        for precision in ("fp32", "int8"):
+            files[(name, precision)] = convert(name, model, precision, 256)
+        keras.backend.clear_session()
+    for threads in (1, 2):
+        timed = benchmark_interleaved({key: (path, threads) for key, path in files.items()}, rounds=rounds, runs=2)
+        for row in rows:
+            for precision in ("fp32", "int8"):
+                row[f"{precision}_ms_{threads}t"] = round(timed[(row["model"], precision)].median_ms, 2)
+    return rows
+
+
+def tokens(size):
+    """Tokens of the first attention stage: 2x2 patches of the stride-8 map."""
+    return (size // 16) ** 2
+
+
+def part_scaling(convert, rounds):
+    files = {}
+    for name in ("mobilevitv2_050", "mobilevit_xxs"):
+        for size in SCALING_SIZES:
+            model = kmv.create_model(name, input_shape=(size, size, 3), classifier_activation=None)
+            files[(name, size)] = convert(name, model, "fp32", size)
+            keras.backend.clear_session()
+    timed = benchmark_interleaved({key: (path, 1) for key, path in files.items()}, rounds=rounds, runs=1, warmup=2)
+    return [{"model": name, "image_size": size, "tokens": tokens(size),
+             "fp32_ms_1t": round(timed[(name, size)].median_ms, 2)} for name, size in files]
+
+
+def _timm_onnx(torch_python, work, names):
+    """ONNX files of timm's models exported in the PyTorch environment, or the reason there are none."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return {}, "onnxruntime is not installed"
+    if not torch_python:
+        return {}, "no --torch-python (a Python with torch and timm) was given"
+    script = os.path.join(HERE, "..", "tools", "timm_onnx.py")
+    done = subprocess.run([torch_python, script, work, "--models", *names], capture_output=True, text=True)
+    if done.returncode:
+        return {}, f"the ONNX export failed: {done.stderr.strip().splitlines()[-1][:200]}"
+    return {name: os.path.join(work, f"{name}.onnx") for name in names}, None
+
+
+def part_peers(convert, rounds, torch_python):
+    import kimm
+
+    pairs = {"mobilevitv2_050": kimm.models.MobileViTV2W050, "mobilevitv2_100": kimm.models.MobileViTV2W100,
+             "mobilevit_xxs": kimm.models.MobileViTXXS, "mobilevit_s": kimm.models.MobileViTS}
+    files = {}
+    for name, peer in pairs.items():
+        ours = kmv.create_model(name, input_shape=(256, 256, 3), classifier_activation=None)
+        theirs = peer(input_shape=(256, 256, 3), weights=None, classifier_activation=None)
+        for precision in ("fp32", "int8"):
+            files[("keras_mobilevitv2", name, precision)] = convert(f"ours_{name}", ours, precision, 256)
+            files[("kimm", name, precision)] = convert(f"kimm_{name}", theirs, precision, 256)
+        keras.backend.clear_session()
+    onnx, note = _timm_onnx(torch_python, convert.work, ["mobilevitv2_050", "mobilevit_xxs"])
+    for name, path in onnx.items():
+        files[("timm (ONNX Runtime)", name, "fp32")] = path
+    timed = benchmark_interleaved({key: (path, 1) for key, path in files.items()}, rounds=rounds, runs=2)
+    rows = [{"implementation": impl, "model": name, "precision": precision, "runtime":
+             "ONNX Runtime" if impl.startswith("timm") else "TFLite XNNPACK", "ms_1t": round(r.median_ms, 2)}
+            for (impl, name, precision), r in timed.items()]
+    return rows, note
+
+
+def write_csv(rows, path):
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    with atomic_output(path) as temporary, open(temporary, "w", encoding="utf-8", newline="") as file:
+        file.write(text.getvalue())
+
+
+def save_figure(figure, path):
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, dpi=120, format="png")
+    plt.close(figure)
+
+
+def plot_zoo(rows, path):
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for axis, precision in zip(axes, ("fp32", "int8")):
+        for family, colour, marker in (("mobilevitv2", "tab:blue", "o"), ("mobilevit_", "tab:orange", "s"),
+                                       ("mobilenet", "tab:gray", "^")):
+            chosen = [r for r in rows if r["model"].startswith(family)]
+            axis.plot([r["gmacs"] for r in chosen], [r[f"{precision}_ms_1t"] for r in chosen], marker,
+                      color=colour, label=family.rstrip("_"), linestyle="-" if family == "mobilevitv2" else "")
+            for r in chosen:
+                axis.annotate(r["model"].replace("mobilevit", "mvit").replace("mobilenet", "mnet"),
+                              (r["gmacs"], r[f"{precision}_ms_1t"]), fontsize=7, xytext=(3, 3),
+                              textcoords="offset points")
+        axis.set_xlabel("GMACs at 256x256")
+        axis.set_title(f"{precision}, 1 thread")
+        axis.grid(alpha=0.3)
+    axes[0].set_ylabel("median ms per image (TFLite XNNPACK)")
+    axes[0].legend()
+    save_figure(figure, path)
+
+
+def plot_scaling(rows, path):
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6.5, 4.2))
+    for name, colour in (("mobilevitv2_050", "tab:blue"), ("mobilevit_xxs", "tab:orange")):
+        chosen = [r for r in rows if r["model"] == name]
+        axis.plot([r["tokens"] for r in chosen], [r["fp32_ms_1t"] for r in chosen], "o-", color=colour, label=name)
+        for r in chosen:
+            axis.annotate(str(r["image_size"]), (r["tokens"], r["fp32_ms_1t"]), fontsize=7, xytext=(3, -9),
+                          textcoords="offset points")
+    axis.set_xscale("log")
+    axis.set_yscale("log")
+    axis.set_xlabel("tokens in the first attention stage (image size / 16)^2")
+    axis.set_ylabel("median ms per image, fp32, 1 thread")
+    axis.set_title("Linear (MobileViTv2) against quadratic (MobileViT) attention")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend()
+    save_figure(figure, path)
+
+
+def machine():
+    processor = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            processor = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{processor}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def markdown_table(rows):
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]
+    lines += ["| " + " | ".join(f"{v:,}" if isinstance(v, int) and v > 9999 else str(v) for v in r.values()) + " |"
+              for r in rows]
+    return lines
+
+
+def claims(scaling):
+    by = {(r["model"], r["image_size"]): r["fp32_ms_1t"] for r in scaling}
+    measured = {"xxs / v2-0.5 at 1024": by[("mobilevit_xxs", 1024)] / by[("mobilevitv2_050", 1024)],
+                "v2-0.5 1024 / 256": by[("mobilevitv2_050", 1024)] / by[("mobilevitv2_050", 256)]}
+    return {name: (value, CLAIMS[name], (value >= CLAIMS[name][1]) if CLAIMS[name][0] == ">="
+                   else (value <= CLAIMS[name][1])) for name, value in measured.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--parts", nargs="+", choices=["zoo", "scaling", "peers"], default=["zoo", "scaling", "peers"])
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--torch-python", help="a Python with torch and timm, to export timm's models to ONNX")
+    parser.add_argument("--out", default=RESULTS)
+    args = parser.parse_args(argv)
+    os.makedirs(args.out, exist_ok=True)
+
+    header = (f"Measured on {machine()}; TFLite (ai-edge-litert) with XNNPACK, batch 1, random weights, median of "
+              f"{args.rounds} rounds with the models of each table taking turns. Command: "
+              f"`python benchmarks/paper_claims.py --parts {' '.join(args.parts)}`.")
+    ok = True
+    with tempfile.TemporaryDirectory() as work:
+        convert = Converter(work)
+        if "zoo" in args.parts:
+            rows = part_zoo(convert, args.rounds)
+            write_csv(rows, os.path.join(args.out, "paper_zoo.csv"))
+            plot_zoo(rows, os.path.join(args.out, "paper_zoo.png"))
+            write_part(args.out, "zoo", [
+                "## The zoo against MobileViT and MobileNets, 256x256", "", header, "", *markdown_table(rows), "",
+                "![latency against GMACs](paper_zoo.png)"])
+        if "scaling" in args.parts:
+            rows = part_scaling(convert, args.rounds)
+            write_csv(rows, os.path.join(args.out, "paper_scaling.csv"))
+            plot_scaling(rows, os.path.join(args.out, "paper_scaling.png"))
+            lines = ["## Latency against tokens, 256 to 1024, fp32, 1 thread", "", header, "", *markdown_table(rows),
+                     "", "| claim | measured | target | met |", "| --- | ---: | --- | --- |"]
+            for name, (value, (sign, target), met) in claims(rows).items():
+                lines.append(f"| {name} | {value:.2f} | {sign} {target:g} | {'yes' if met else 'no'} |")
+                ok &= met
+            write_part(args.out, "scaling", lines + ["", "![latency against tokens](paper_scaling.png)"])
+        if "peers" in args.parts:
+            rows, note = part_peers(convert, args.rounds, args.torch_python)
+            write_csv(rows, os.path.join(args.out, "paper_peers.csv"))
+            lines = ["## Peers in the same run, 256x256, 1 thread", "", header, "", *markdown_table(rows)]
+            if note:
+                lines += ["", f"timm through ONNX Runtime: not measured ({note})."]
+            write_part(args.out, "peers", lines)
+    parts = [os.path.join(args.out, f"paper_{part}.md") for part in ("zoo", "scaling", "peers")]
+    text = "\n\n".join(open(path, encoding="utf-8").read().strip() for path in parts if os.path.exists(path)) + "\n"
+    with atomic_output(os.path.join(args.out, "paper_claims.md")) as temporary:
+        with open(temporary, "w", encoding="utf-8") as file:
+            file.write(text)
+    print(text)
+    return 0 if ok else 1
+
+
+def write_part(out, part, lines):
+    with atomic_output(os.path.join(out, f"paper_{part}.md")) as temporary:
+        with open(temporary, "w", encoding="utf-8") as file:
+            file.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
