@@ -39,7 +39,7 @@ from keras_mobilevitv2.data import make_sample_data
 from keras_mobilevitv2.files import atomic_output
 from keras_mobilevitv2.preprocessing import PreprocessingConfig
 from mobilevitv2_tflite.benchmark import benchmark_interleaved
-from mobilevitv2_tflite.convert import calibration_images, tflite_content
+from mobilevitv2_tflite.convert import calibration_images, fixed_size_model, tflite_content
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -81,12 +81,15 @@ class Converter:
         self.digits = digits
         self.calibration = {}
 
-    def __call__(self, name, model, precision, size):
+    def __call__(self, name, model, precision, size, ours=True):
+        """``ours``: a model of this package, converted as `mobilevitv2 convert` converts it; others as their
+        users would (TFLiteConverter, builtin ops)."""
         path = os.path.join(self.work, f"{name}_{size}_{precision}.tflite")
         if precision == "int8" and size not in self.calibration:
             facts = PreprocessingConfig(input_size=(size, size), input_max=255.0)
             self.calibration[size] = list(calibration_images(self.digits, facts, (size, size), steps=32))
-        content = tflite_content(batch_one(model, size), precision, self.calibration.get(size))
+        graph = fixed_size_model(model)[0] if ours else batch_one(model, size)
+        content = tflite_content(graph, precision, self.calibration.get(size))
         with open(path, "wb") as file:
             file.write(content)
         print(f"converted {name} at {size} to {precision}", file=sys.stderr, flush=True)
@@ -102,7 +105,7 @@ def part_zoo(convert, rounds):
         params, gmacs = size_and_cost(model)
         rows.append({"model": name, "params": params, "gmacs": round(gmacs, 3)})
         for precision in ("fp32", "int8"):
-            files[(name, precision)] = convert(name, model, precision, 256)
+            files[(name, precision)] = convert(name, model, precision, 256, ours=name in kmv.list_models())
         keras.backend.clear_session()
     for threads in (1, 2):
         timed = benchmark_interleaved({key: (path, threads) for key, path in files.items()}, rounds=rounds, runs=2)
@@ -155,7 +158,7 @@ def part_peers(convert, rounds, torch_python):
         theirs = peer(input_shape=(256, 256, 3), weights=None, classifier_activation=None)
         for precision in ("fp32", "int8"):
             files[("keras_mobilevitv2", name, precision)] = convert(f"ours_{name}", ours, precision, 256)
-            files[("kimm", name, precision)] = convert(f"kimm_{name}", theirs, precision, 256)
+            files[("kimm", name, precision)] = convert(f"kimm_{name}", theirs, precision, 256, ours=False)
         keras.backend.clear_session()
     onnx, note = _timm_onnx(torch_python, convert.work, ["mobilevitv2_050", "mobilevit_xxs"])
     for name, path in onnx.items():

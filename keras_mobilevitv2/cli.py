@@ -294,7 +294,7 @@ def build_parser():
     qat.add_argument("--out", required=True, help="the run directory")
     qat.add_argument("--epochs", type=int, default=2)
     qat.add_argument("--batch-size", type=int, default=32)
-    qat.add_argument("--lr", type=float, default=1e-4, help="peak learning rate, decayed to 0 (cosine)")
+    qat.add_argument("--lr", type=float, default=1e-5, help="peak learning rate, decayed to 0 (cosine)")
     qat.add_argument("--train-batch-norm", action="store_true",
                      help="update BatchNorm statistics too (default: keep the float model's)")
     qat.add_argument("--calibration-steps", type=int, default=200,

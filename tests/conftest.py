@@ -24,12 +24,17 @@ def random_images(rng, batch, height, width):
 
 @pytest.fixture(scope="session")
 def digits_model(tmp_path_factory):
-    """A mobilevitv2_050 trained six epochs on the digits at 32x32, and its data (for the TFLite tests)."""
+    """A mobilevitv2_050 trained twelve epochs on the digits at 32x32 (about 97% top-1), and its data.
+
+    For the TFLite tests: a model with the margins of a trained one, so that what
+    quantization costs is measured, not the coin flips of an undertrained model
+    (at six epochs, 81% top-1, dynamic range flipped 1.2% of its predictions).
+    """
     from keras_mobilevitv2.data import make_sample_data
     from keras_mobilevitv2.training import train
 
     root = tmp_path_factory.mktemp("digits")
     make_sample_data(root / "digits")
-    train(str(root / "digits"), str(root / "run"), image_size=32, epochs=6, batch_size=32, augmentation="light",
+    train(str(root / "digits"), str(root / "run"), image_size=32, epochs=12, batch_size=32, augmentation="light",
           val_split=0.2, learning_rate=0.003, verbose=0)
     return str(root / "run" / "model.keras"), str(root / "digits")

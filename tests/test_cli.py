@@ -41,10 +41,10 @@ def test_quickstart_runs_the_pipeline_and_resumes(tmp_path, capsys):
     assert "1,370,593" in printed and "wrote 1797 handwritten digits" in printed and "validation top-1" in printed
     rows = [line.split(" | ") for line in printed.splitlines() if line.startswith(("| float32", "| int8"))]
     assert [row[1] for row in rows] == ["model_fp32.tflite", "model_int8.tflite"]
-    for row in rows:
-        top1, agreement, median_ms = float(row[3].rstrip("%")), float(row[4].rstrip("%")), float(row[6])
-        assert top1 > 10 and agreement >= 90 and median_ms > 0  # two epochs learn something; int8 keeps it
-    assert float(rows[0][5]) <= 1e-4  # float32 TFLite computes what Keras computes
+    top1, agreement = ([float(row[i].rstrip("%")) for row in rows] for i in (3, 4))
+    assert min(top1) > 20 and all(float(row[6]) > 0 for row in rows)  # two epochs learn something (chance: 10%)
+    assert agreement[0] == 100 and float(rows[0][5]) <= 1e-4  # float32 TFLite computes what Keras computes
+    assert agreement[1] >= 70  # int8 keeps most of an undertrained model's close calls
     report = (out / "report.md").read_text()
     assert "| float32 | model_fp32.tflite |" in report and "run/training_curves.png" in report
     assert (out / "latency.png").read_bytes()[:4] == b"\x89PNG"

@@ -11,6 +11,7 @@ import numpy as np
 
 from keras_mobilevitv2.files import atomic_output, check_output_path
 
+from .graph import fuse_pointwise_convolutions
 from .metadata import add_metadata
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
@@ -30,12 +31,14 @@ class ConversionReport:
     input_details: dict
     output_details: dict
     xnnpack: "DelegationReport"
+    fused: list = dataclasses.field(default_factory=list)  # layers each fused 1x1 convolution replaced
 
     def summary(self):
         ops = ", ".join(f"{name} x{count}" for name, count in sorted(self.ops.items()))
+        fused = f"graph: {len(self.fused)} pairs of 1x1 convolutions fused into one\n" if self.fused else ""
         return (f"{self.path}: {self.precision}, {self.size_bytes / 1e6:.2f} MB, input "
                 f"{self.input_details['dtype']} {self.input_details['shape']}, output "
-                f"{self.output_details['dtype']} {self.output_details['shape']}\nops: {ops}\n"
+                f"{self.output_details['dtype']} {self.output_details['shape']}\n{fused}ops: {ops}\n"
                 f"{self.xnnpack.summary()}")
 
 
@@ -115,12 +118,15 @@ def load_keras_model(path):
                               f"{str(error).splitlines()[0][:200]})") from None
 
 
-def fixed_size_model(model, image_size=None):
-    """The model with a batch-1 input of ``image_size`` (default: the model's own size).
+def fixed_size_model(model, image_size=None, fuse=True):
+    """The graph ``convert`` converts: the model with a batch-1 input of ``image_size`` (default: its own).
 
     A model built for another size is rebuilt from the zoo at this size with the
     same weights: every layer of these models works at any size. A
-    quantization-aware model converts at the size it was fine-tuned at.
+    quantization-aware model converts at the size it was fine-tuned at. With
+    ``fuse``, adjacent 1x1 convolutions of a Keras 3 model are fused into one
+    (``graph.fuse_pointwise_convolutions``; the same function, less work).
+    Returns ``(model, fused)``, ``fused`` listing the layers each fusion replaced.
     """
     from keras_mobilevitv2 import create_model, get_preprocessing
     from keras_mobilevitv2.backend import get_keras, keras_module_name
@@ -148,8 +154,11 @@ def fixed_size_model(model, image_size=None):
                                include_preprocessing=facts.input_max == 255.0)
         rebuilt.set_weights(model.get_weights())
         model = rebuilt
+    fused = []
+    if fuse and keras_module_name(model) == "keras" and not is_quantization_aware(model):
+        model, fused = fuse_pointwise_convolutions(model)
     inputs = keras.Input(batch_shape=(1, *target, 3), name="image")
-    return keras.Model(inputs, model(inputs), name=model.name)
+    return keras.Model(inputs, model(inputs), name=model.name), fused
 
 
 def is_quantization_aware(model):
@@ -247,7 +256,7 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
         model = load_keras_model(source_path)
     facts = get_preprocessing(model)
     quantization_aware = is_quantization_aware(model)
-    model = fixed_size_model(model, image_size)
+    model, fused = fixed_size_model(model, image_size)
 
     images = None
     if precision == "int8":
@@ -259,7 +268,9 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
     if precision == "int8" and quantization_aware:
         precision = "int8-qat"
     write_tflite(content, out, facts, model.input_shape[1:3], precision, io_type)
-    return inspect_tflite(out, precision)
+    report = inspect_tflite(out, precision)
+    report.fused = fused
+    return report
 
 
 def tflite_content(model, precision="fp32", calibration=None, io_type="float32"):
