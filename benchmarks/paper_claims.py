@@ -30,13 +30,12 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
 
 import keras
 import keras_mobilevitv2 as kmv
 from keras_mobilevitv2.complexity import count_macs, count_parameters
 from keras_mobilevitv2.data import make_sample_data
-from keras_mobilevitv2.files import atomic_output
+from keras_mobilevitv2.files import save_figure, write_text
 from keras_mobilevitv2.preprocessing import PreprocessingConfig
 from mobilevitv2_tflite.benchmark import benchmark_interleaved
 from mobilevitv2_tflite.convert import calibration_images, fixed_size_model, tflite_content
@@ -175,17 +174,7 @@ def write_csv(rows, path):
     writer = csv.DictWriter(text, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
-    with atomic_output(path) as temporary, open(temporary, "w", encoding="utf-8", newline="") as file:
-        file.write(text.getvalue())
-
-
-def save_figure(figure, path):
-    import matplotlib.pyplot as plt
-
-    figure.tight_layout()
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, dpi=120, format="png")
-    plt.close(figure)
+    write_text(path, text.getvalue())
 
 
 def plot_zoo(rows, path):
@@ -296,17 +285,13 @@ def main(argv=None):
             write_part(args.out, "peers", lines)
     parts = [os.path.join(args.out, f"paper_{part}.md") for part in ("zoo", "scaling", "peers")]
     text = "\n\n".join(open(path, encoding="utf-8").read().strip() for path in parts if os.path.exists(path)) + "\n"
-    with atomic_output(os.path.join(args.out, "paper_claims.md")) as temporary:
-        with open(temporary, "w", encoding="utf-8") as file:
-            file.write(text)
+    write_text(os.path.join(args.out, "paper_claims.md"), text)
     print(text)
     return 0 if ok else 1
 
 
 def write_part(out, part, lines):
-    with atomic_output(os.path.join(out, f"paper_{part}.md")) as temporary:
-        with open(temporary, "w", encoding="utf-8") as file:
-            file.write("\n".join(lines) + "\n")
+    write_text(os.path.join(out, f"paper_{part}.md"), "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

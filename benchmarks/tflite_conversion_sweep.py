@@ -11,7 +11,6 @@ meaningless here: the digits and QAT figures measure it). Writes benchmarks/resu
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -21,7 +20,7 @@ import numpy as np
 
 import keras_mobilevitv2 as kmv
 from keras_mobilevitv2.data import make_sample_data
-from keras_mobilevitv2.files import atomic_output
+from keras_mobilevitv2.files import write_json, write_text
 from mobilevitv2_tflite.convert import convert
 from mobilevitv2_tflite.runtime import KerasClassifier, TFLiteClassifier
 
@@ -92,10 +91,8 @@ def main(argv=None):
             for suffix in (".keras", "_fp32.tflite", "_int8.tflite"):
                 os.remove(os.path.join(work, name + suffix))
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with atomic_output(args.out + ".json") as temporary, open(temporary, "w", encoding="utf-8") as file:
-        json.dump(rows, file, indent=1)
-    with atomic_output(args.out + ".md") as temporary, open(temporary, "w", encoding="utf-8") as file:
-        file.write(markdown(rows, args.images))
+    write_json(args.out + ".json", rows)
+    write_text(args.out + ".md", markdown(rows, args.images))
     print(markdown(rows, args.images))
     failed = [r["model"] for r in rows if r["fp32"]["non_builtin_ops"] or r["int8"]["non_builtin_ops"]
               or r["fp32"]["max_logit_difference"] > 1e-4]

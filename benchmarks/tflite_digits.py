@@ -12,12 +12,11 @@ benchmarks/results/tflite_digits.{json,md}.
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
 
-from keras_mobilevitv2.files import atomic_output
+from keras_mobilevitv2.files import write_json, write_text
 from mobilevitv2_tflite.convert import convert
 from mobilevitv2_tflite.qat import quantization_aware_training
 from mobilevitv2_tflite.runtime import evaluate
@@ -63,10 +62,8 @@ def main(argv=None):
                      f"| {row['max_logit_difference']:.2g} | {row['mean_logit_difference']:.2g} |")
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with atomic_output(args.out + ".json") as temporary, open(temporary, "w", encoding="utf-8") as file:
-        json.dump(rows, file, indent=1)
-    with atomic_output(args.out + ".md") as temporary, open(temporary, "w", encoding="utf-8") as file:
-        file.write(text)
+    write_json(args.out + ".json", rows)
+    write_text(args.out + ".md", text)
     print(text)
     return 0
 

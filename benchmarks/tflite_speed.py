@@ -13,18 +13,16 @@ over all rounds. Targets (issue 6): ours fp32 <= 0.9x kimm fp32, ours int8 <=
 """
 
 import argparse
-import json
 import os
 import platform
 import sys
 import tempfile
 
-import numpy as np
 
 import keras
 import keras_mobilevitv2 as kmv
 from keras_mobilevitv2.data import make_sample_data
-from keras_mobilevitv2.files import atomic_output
+from keras_mobilevitv2.files import save_figure, write_json, write_text
 from keras_mobilevitv2.preprocessing import PreprocessingConfig
 from mobilevitv2_tflite.benchmark import benchmark_interleaved
 from mobilevitv2_tflite.convert import calibration_images, fixed_size_model, tflite_content, xnnpack_delegation
@@ -67,10 +65,7 @@ def plot(results, path):
     axis.tick_params(axis="x", labelsize=7)
     axis.set_ylabel("ms per image (median, p5-p95)")
     axis.set_title("MobileViTv2-0.5, 256x256, TFLite XNNPACK, 1 thread")
-    figure.tight_layout()
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, dpi=120, format="png")
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def main(argv=None):
@@ -128,10 +123,8 @@ def main(argv=None):
         lines.append(f"| {name} | {value:.3f} | {target} |")
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with atomic_output(args.out + ".json") as temporary, open(temporary, "w", encoding="utf-8") as file:
-        json.dump(summary, file, indent=1)
-    with atomic_output(args.out + ".md") as temporary, open(temporary, "w", encoding="utf-8") as file:
-        file.write(text)
+    write_json(args.out + ".json", summary)
+    write_text(args.out + ".md", text)
     plot({name: results[name] for name in order}, args.out + ".png")
     print(text)
     return 0

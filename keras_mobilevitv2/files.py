@@ -1,6 +1,7 @@
 """Writing outputs safely: never clobber what the user has, never leave half a file."""
 
 import contextlib
+import json
 import os
 import tempfile
 
@@ -44,6 +45,27 @@ def atomic_output(path):
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def write_text(path, text):
+    """Writes ``text`` to ``path`` (UTF-8) atomically."""
+    with atomic_output(path) as temporary, open(temporary, "w", encoding="utf-8", newline="") as file:
+        file.write(text)
+
+
+def write_json(path, data):
+    """Writes ``data`` as JSON to ``path`` atomically."""
+    write_text(path, json.dumps(data, indent=1))
+
+
+def save_figure(figure, path, dpi=120):
+    """Saves a matplotlib figure as a PNG at ``path`` atomically, and closes it."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, dpi=dpi, format="png")
+    plt.close(figure)
 
 
 def save_model(model, path, overwrite=False):

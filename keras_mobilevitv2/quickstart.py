@@ -25,7 +25,7 @@ def plot_latency(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .files import atomic_output
+    from .files import save_figure
 
     names = [row["variant"] for row in rows]
     medians = [row["median_ms"] for row in rows]
@@ -34,10 +34,7 @@ def plot_latency(rows, path):
     axis.bar(names, medians, yerr=errors, capsize=4, color=["tab:blue", "tab:green"][:len(rows)])
     axis.set_ylabel("ms per image (median, p5-p95)")
     axis.set_title("TFLite XNNPACK, 1 thread, batch 1")
-    figure.tight_layout()
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, dpi=120, format="png")
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def summary_table(rows):
@@ -63,7 +60,7 @@ def quickstart(out="mobilevitv2-quickstart", epochs=8, image_size=64):
     from mobilevitv2_tflite.runtime import evaluate
 
     from .data import make_sample_data
-    from .files import atomic_output
+    from .files import write_text
     from .training import train
     from .training.callbacks import STATE_FILE
 
@@ -119,9 +116,7 @@ def quickstart(out="mobilevitv2-quickstart", epochs=8, image_size=64):
         f"evaluated on all 1,797 digits and timed with LiteRT (XNNPACK, 1 thread).", "",
         table, "", f"int8 runs {speedup:.2f}x as fast as float32.", "",
         "![training curves](run/training_curves.png)", "", "![latency](latency.png)", ""])
-    with atomic_output(os.path.join(out, "report.md")) as temporary:
-        with open(temporary, "w", encoding="utf-8") as file:
-            file.write(report)
+    write_text(os.path.join(out, "report.md"), report)
     print("\n" + table, flush=True)
     print(f"\nint8 runs {speedup:.2f}x as fast as float32. Report: {out}/report.md", flush=True)
     return rows

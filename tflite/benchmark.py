@@ -10,14 +10,13 @@ process; Android figures are parsed from the tool's own output (see ``android``)
 import csv
 import dataclasses
 import io
-import json
 import os
 import sys
 import time
 
 import numpy as np
 
-from keras_mobilevitv2.files import atomic_output
+from keras_mobilevitv2.files import write_json, write_text
 
 HOST_DELEGATES = ("xnnpack", "cpu")
 
@@ -250,16 +249,13 @@ def markdown_table(results):
 def write_results(results, json_path=None, csv_path=None, markdown_path=None):
     """Writes results as JSON, CSV and / or Markdown, each file atomically (called again as results come in)."""
     if json_path:
-        with atomic_output(json_path) as temporary, open(temporary, "w", encoding="utf-8") as file:
-            json.dump([dataclasses.asdict(r) for r in results], file, indent=1)
+        write_json(json_path, [dataclasses.asdict(r) for r in results])
     if csv_path:
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=FIELDS)
         writer.writeheader()
         for r in results:
             writer.writerow(dataclasses.asdict(r))
-        with atomic_output(csv_path) as temporary, open(temporary, "w", encoding="utf-8", newline="") as file:
-            file.write(text.getvalue())
+        write_text(csv_path, text.getvalue())
     if markdown_path:
-        with atomic_output(markdown_path) as temporary, open(temporary, "w", encoding="utf-8") as file:
-            file.write(markdown_table(results))
+        write_text(markdown_path, markdown_table(results))

@@ -26,7 +26,7 @@ def export_android(model, app="android_demo", overwrite=False):
     try:
         facts = read_metadata(model)
     except Exception as error:  # noqa: BLE001 - any parse failure means: not a TFLite file
-        raise ValueError(f"{model}: not a TFLite model ({type(error).__name__})") from None
+        raise ValueError(f"{model}: not a TFLite model ({error})") from None
     if facts is None:
         raise ValueError(f"{model}: no keras_mobilevitv2 metadata; convert it with `mobilevitv2 convert` so that "
                          f"the app can read its input size, preprocessing and labels")

@@ -30,12 +30,14 @@ def add_metadata(model_bytes, facts):
 
 
 def read_metadata(model_bytes_or_path):
-    """The facts stored by ``add_metadata``, or None when the file has none."""
+    """The facts stored by ``add_metadata``, or None when the file has none; ValueError for a non-TFLite file."""
     if isinstance(model_bytes_or_path, (bytes, bytearray)):
         data = bytearray(model_bytes_or_path)
     else:
         with open(model_bytes_or_path, "rb") as file:
             data = bytearray(file.read())
+    if bytes(data[4:8]) != b"TFL3":
+        raise ValueError("not a TFLite model (no TFL3 file identifier)")
     model = schema.Model.GetRootAsModel(data, 0)
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)

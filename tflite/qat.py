@@ -20,7 +20,7 @@ import functools
 import json
 import os
 
-from keras_mobilevitv2.files import atomic_output, check_output_path
+from keras_mobilevitv2.files import atomic_output, check_output_path, write_json
 
 from .convert import ConversionError, convert, load_keras_model
 
@@ -254,9 +254,7 @@ def quantization_aware_training(model_path, data, out_dir, epochs=2, batch_size=
     run = dict(float_model=QAT_FLOAT_MODEL, weights=QAT_WEIGHTS, freeze_batch_norm=freeze_batch_norm,
                source_model=os.path.abspath(model_path), data=os.path.abspath(os.fspath(data)), epochs=epochs,
                batch_size=batch_size, learning_rate=learning_rate, seed=seed, history=history)
-    with atomic_output(outputs[QAT_RUN_FILE]) as temporary:  # written last: it marks the run complete
-        with open(temporary, "w", encoding="utf-8") as file:
-            json.dump(run, file, indent=1)
+    write_json(outputs[QAT_RUN_FILE], run)  # written last: it marks the run complete
     report = convert(out_dir, outputs[QAT_TFLITE], precision="int8", calibration_data=data,
                      calibration_steps=calibration_steps, io_type=io_type, overwrite=overwrite)
     return outputs[QAT_TFLITE], report, history

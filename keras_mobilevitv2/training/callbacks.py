@@ -9,15 +9,9 @@ import time
 
 import keras
 
-from ..files import atomic_output
+from ..files import atomic_output, save_figure, write_json  # noqa: F401 - write_json: used through this module
 
 STATE_FILE = "state.json"
-
-
-def write_json(path, data):
-    with atomic_output(path) as temporary:
-        with open(temporary, "w") as file:
-            json.dump(data, file, indent=1)
 
 
 def read_json(path):
@@ -127,10 +121,7 @@ def plot_curves(rows, path):
         axis.set_title(metric)
         axis.grid(alpha=0.3)
         axis.legend()
-    figure.tight_layout()
-    with atomic_output(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
-    plt.close(figure)
+    save_figure(figure, path, dpi=100)
 
 
 class EpochSummary(keras.callbacks.Callback):

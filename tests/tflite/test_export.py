@@ -1,0 +1,53 @@
+"""export-android: a converted model into the Android demo app, through the command users run."""
+
+import os
+
+import pytest
+
+import keras_mobilevitv2 as kmv
+from keras_mobilevitv2.cli import main as cli_main
+from mobilevitv2_tflite.convert import convert, tflite_content
+from mobilevitv2_tflite.export import APP_MODEL
+
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("export")
+    keras_path = str(root / "m.keras")
+    kmv.create_model("mobilevitv2_050", input_shape=(32, 32, 3), class_names=["a", "b"],
+                     classifier_activation=None).save(keras_path)
+    convert(keras_path, str(root / "first.tflite"), precision="fp16")
+    convert(keras_path, str(root / "second.tflite"))
+    bare = root / "bare.tflite"
+    bare.write_bytes(tflite_content(kmv.create_model("mobilevitv2_050", input_shape=(32, 32, 3), classes=2)))
+    return root
+
+
+def test_export_puts_the_model_where_the_app_loads_it(models, tmp_path, capsys):
+    app = tmp_path / "app_project"
+    app.mkdir()
+    (app / "settings.gradle.kts").write_text((open(os.path.join(ROOT, "android_demo", "settings.gradle.kts")).read()))
+    first, second = str(models / "first.tflite"), str(models / "second.tflite")
+    assert cli_main(["export-android", first, "--app", str(app)]) == 0
+    destination = app / APP_MODEL
+    assert destination.read_bytes() == open(first, "rb").read()
+    assert "mobilevitv2_050, fp16, input 32x32, 2 class names" in capsys.readouterr().out
+
+    assert cli_main(["export-android", first, "--app", str(app)]) == 0  # the same model again: fine
+    assert cli_main(["export-android", second, "--app", str(app)]) == 2  # another model: not without asking
+    assert "--overwrite" in capsys.readouterr().err and destination.read_bytes() == open(first, "rb").read()
+    assert cli_main(["export-android", second, "--app", str(app), "--overwrite"]) == 0
+    assert destination.read_bytes() == open(second, "rb").read()
+
+
+def test_export_refuses_what_the_app_could_not_use(models, tmp_path, capsys):
+    app = os.path.join(ROOT, "android_demo")
+    assert cli_main(["export-android", str(models / "bare.tflite"), "--app", app]) == 2
+    assert "no keras_mobilevitv2 metadata" in capsys.readouterr().err
+    assert cli_main(["export-android", str(models / "m.keras"), "--app", app]) == 2
+    assert "not a TFLite model" in capsys.readouterr().err
+    assert cli_main(["export-android", str(models / "first.tflite"), "--app", str(tmp_path)]) == 2
+    assert "not the Android demo project" in capsys.readouterr().err
+    assert not os.path.exists(os.path.join(app, APP_MODEL))  # nothing was written into the real app
