@@ -74,8 +74,8 @@ def quickstart(out="mobilevitv2-quickstart", epochs=8, image_size=64):
     resume = os.path.isfile(os.path.join(run_dir, "checkpoints", STATE_FILE))
     _step(2, f"{'resuming' if resume else 'training'} mobilevitv2_050 at {image_size}x{image_size} in {run_dir}")
     trained = train(data_dir, run_dir, resume=resume, overwrite=not resume, verbose=0, model="mobilevitv2_050",
-                   image_size=image_size, epochs=epochs, batch_size=32, augmentation="light", val_split=0.2,
-                   learning_rate=0.002)
+                    image_size=image_size, epochs=epochs, batch_size=32, augmentation="light", val_split=0.2,
+                    learning_rate=0.002)
     validation = float(trained.history[-1]["val_accuracy"])
     best = max(float(r.get("val_accuracy", 0)) for r in trained.history)
     print(f"validation top-1 {validation:.2%} (best {best:.2%}); "
