@@ -38,17 +38,12 @@ from keras_mobilevitv2.data import make_sample_data
 from keras_mobilevitv2.files import save_figure, write_text
 from keras_mobilevitv2.preprocessing import PreprocessingConfig
 from mobilevitv2_tflite.benchmark import benchmark_interleaved
-from mobilevitv2_tflite.convert import calibration_images, fixed_size_model, tflite_content
+from mobilevitv2_tflite.convert import batch_one_model, calibration_images, fixed_size_model, tflite_content
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 SCALING_SIZES = (256, 384, 512, 640, 768, 896, 1024)
 CLAIMS = {"xxs / v2-0.5 at 1024": (">=", 4.0), "v2-0.5 1024 / 256": ("<=", 20.0)}
-
-
-def batch_one(model, size):
-    inputs = keras.Input(batch_shape=(1, size, size, 3))
-    return keras.Model(inputs, model(inputs))
 
 
 def keras_applications(size):
@@ -87,7 +82,7 @@ class Converter:
         if precision == "int8" and size not in self.calibration:
             facts = PreprocessingConfig(input_size=(size, size), input_max=255.0)
             self.calibration[size] = list(calibration_images(self.digits, facts, (size, size), steps=32))
-        graph = fixed_size_model(model)[0] if ours else batch_one(model, size)
+        graph = fixed_size_model(model)[0] if ours else batch_one_model(model, (size, size))
         content = tflite_content(graph, precision, self.calibration.get(size))
         with open(path, "wb") as file:
             file.write(content)

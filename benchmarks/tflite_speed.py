@@ -19,22 +19,16 @@ import sys
 import tempfile
 
 
-import keras
 import keras_mobilevitv2 as kmv
 from keras_mobilevitv2.data import make_sample_data
 from keras_mobilevitv2.files import save_figure, write_json, write_text
 from keras_mobilevitv2.preprocessing import PreprocessingConfig
 from mobilevitv2_tflite.benchmark import benchmark_interleaved
-from mobilevitv2_tflite.convert import calibration_images, fixed_size_model, tflite_content, xnnpack_delegation
+from mobilevitv2_tflite.convert import batch_one_model, calibration_images, fixed_size_model, tflite_content, xnnpack_delegation
 from mobilevitv2_tflite.graph import fuse_pointwise_convolutions
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGETS = {"ours fp32 / kimm fp32": 0.9, "ours int8 / ours fp32": 0.5}
-
-
-def batch_one(model, size):
-    inputs = keras.Input(batch_shape=(1, size, size, 3))
-    return keras.Model(inputs, model(inputs))
 
 
 def build_models(size):
@@ -46,8 +40,8 @@ def build_models(size):
     # and, to show what the fusion pass alone is worth, kimm's graph through the same pass.
     kimm_fused, fused = fuse_pointwise_convolutions(theirs)
     print(f"kimm: {len(fused)} pairs of 1x1 convolutions fused", file=sys.stderr)
-    return {"ours": fixed_size_model(ours)[0], "kimm": batch_one(theirs, size),
-            "kimm + our fusion": batch_one(kimm_fused, size)}
+    return {"ours": fixed_size_model(ours)[0], "kimm": batch_one_model(theirs, (size, size)),
+            "kimm + our fusion": batch_one_model(kimm_fused, (size, size))}
 
 
 def plot(results, path):

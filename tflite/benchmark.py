@@ -91,15 +91,12 @@ def _reset_peak_memory():
 
 def _example_input(detail, facts, rng):
     """A random image in the range the model takes (RGB [0, 255] through the file's scaling and quantization)."""
+    from .runtime import quantize_input
+
     image = rng.uniform(0, 255, detail["shape"]).astype(np.float32)
     if facts:
         image *= facts.get("input_max", 255.0) / 255.0
-    dtype = np.dtype(detail["dtype"])
-    if dtype.kind in "iu":
-        scale, zero_point = detail["quantization"]
-        info = np.iinfo(dtype)
-        return np.clip(np.round(image / (scale or 1.0) + zero_point), info.min, info.max).astype(dtype)
-    return image.astype(dtype)
+    return quantize_input(image, detail)
 
 
 def benchmark_host(path, threads=1, runs=50, warmup=5, delegate="xnnpack", seed=0):

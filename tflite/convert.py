@@ -118,6 +118,15 @@ def load_keras_model(path):
                               f"{str(error).splitlines()[0][:200]})") from None
 
 
+def batch_one_model(model, size):
+    """``model`` behind a batch-1 input of ``size`` ((height, width)): the fixed shapes TFLite files have."""
+    from keras_mobilevitv2.backend import get_keras, keras_module_name
+
+    keras = get_keras(keras_module_name(model))
+    inputs = keras.Input(batch_shape=(1, *size, 3), name="image")
+    return keras.Model(inputs, model(inputs), name=model.name)
+
+
 def fixed_size_model(model, image_size=None, fuse=True):
     """The graph ``convert`` converts: the model with a batch-1 input of ``image_size`` (default: its own).
 
@@ -129,9 +138,7 @@ def fixed_size_model(model, image_size=None, fuse=True):
     Returns ``(model, fused)``, ``fused`` listing the layers each fusion replaced.
     """
     from keras_mobilevitv2 import create_model, get_preprocessing
-    from keras_mobilevitv2.backend import get_keras, keras_module_name
-
-    keras = get_keras(keras_module_name(model))
+    from keras_mobilevitv2.backend import keras_module_name
 
     facts = get_preprocessing(model)
     height, width = model.input_shape[1:3]
@@ -157,8 +164,7 @@ def fixed_size_model(model, image_size=None, fuse=True):
     fused = []
     if fuse and keras_module_name(model) == "keras" and not is_quantization_aware(model):
         model, fused = fuse_pointwise_convolutions(model)
-    inputs = keras.Input(batch_shape=(1, *target, 3), name="image")
-    return keras.Model(inputs, model(inputs), name=model.name), fused
+    return batch_one_model(model, target), fused
 
 
 def is_quantization_aware(model):
@@ -270,9 +276,7 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
     if precision == "int8" and quantization_aware:
         precision = "int8-qat"
     write_tflite(content, out, facts, model.input_shape[1:3], precision, io_type)
-    report = inspect_tflite(out, precision)
-    report.fused = fused
-    return report
+    return inspect_tflite(out, precision, fused)
 
 
 def tflite_content(model, precision="fp32", calibration=None, io_type="float32"):
@@ -314,8 +318,11 @@ def write_tflite(content, out, facts, input_size, precision, io_type):
             file.write(add_metadata(content, facts_dict))
 
 
-def inspect_tflite(path, precision=None):
-    """The op counts, input / output details and XNNPACK delegation of a ``.tflite`` file."""
+def inspect_tflite(path, precision=None, fused=()):
+    """The op counts, input / output details and XNNPACK delegation of a ``.tflite`` file.
+
+    ``fused``: what the conversion fused (``fixed_size_model``), carried into the report.
+    """
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=os.fspath(path))
@@ -329,4 +336,5 @@ def inspect_tflite(path, precision=None):
     return ConversionReport(
         path=os.fspath(path), precision=precision, size_bytes=os.path.getsize(path), ops=dict(ops),
         input_details=details(interpreter.get_input_details()[0]),
-        output_details=details(interpreter.get_output_details()[0]), xnnpack=xnnpack_delegation(path))
+        output_details=details(interpreter.get_output_details()[0]), xnnpack=xnnpack_delegation(path),
+        fused=list(fused))

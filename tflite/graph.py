@@ -45,18 +45,15 @@ def _matrix_and_bias(layer):
     return kernel, bias
 
 
-def _graph_edges(model):
-    """``(consumers, producers)`` of every tensor of a Keras 3 functional model, by tensor id."""
-    consumers, producers = collections.defaultdict(list), {}
+def _consumers(model):
+    """The layers that read each tensor of a Keras 3 functional model, by tensor id."""
+    consumers = collections.defaultdict(list)
     for nodes in model._nodes_by_depth.values():  # noqa: SLF001 - Keras 3 keeps the graph here
         for node in nodes:
-            if node.operation is None:
-                continue
-            for tensor in node.input_tensors:
-                consumers[id(tensor)].append(node.operation)
-            for tensor in node.outputs:
-                producers[id(tensor)] = node.operation
-    return consumers, producers
+            if node.operation is not None:
+                for tensor in node.input_tensors:
+                    consumers[id(tensor)].append(node.operation)
+    return consumers
 
 
 def fuse_pointwise_convolutions(model):
@@ -67,7 +64,7 @@ def fuse_pointwise_convolutions(model):
     """
     import keras
 
-    consumers, _ = _graph_edges(model)
+    consumers = _consumers(model)
     model_outputs = {id(t) for t in model.outputs}
 
     def only_consumer(layer):

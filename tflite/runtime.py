@@ -8,6 +8,17 @@ import numpy as np
 from .metadata import read_metadata
 
 
+def quantize_input(x, detail):
+    """Float input ``x`` as the input tensor ``detail`` takes it: float as it is, integer types as
+    round(x / scale + zero point), clipped to the type's range (the tensor's own scale and zero point)."""
+    dtype = np.dtype(detail["dtype"])
+    if dtype.kind not in "iu":
+        return np.asarray(x).astype(dtype)
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
+
+
 class TFLiteClassifier:
     """A ``.tflite`` classifier made by ``convert``: feeds RGB in [0, 255], returns float logits.
 
@@ -33,11 +44,7 @@ class TFLiteClassifier:
     def logits(self, image):
         """Logits for one image, ``[H, W, 3]`` RGB in [0, 255] at the model's input size."""
         x = np.asarray(image, np.float32)[np.newaxis] * (self.facts["input_max"] / 255.0)
-        scale, zero_point = self.input["quantization"]
-        if self.input["dtype"] != np.float32:
-            info = np.iinfo(self.input["dtype"])
-            x = np.clip(np.round(x / scale + zero_point), info.min, info.max)
-        self.interpreter.set_tensor(self.input["index"], x.astype(self.input["dtype"]))
+        self.interpreter.set_tensor(self.input["index"], quantize_input(x, self.input))
         self.interpreter.invoke()
         y = self.interpreter.get_tensor(self.output["index"])[0]
         scale, zero_point = self.output["quantization"]

@@ -9,7 +9,7 @@ import time
 
 import keras
 
-from ..files import atomic_output, save_figure, write_json  # noqa: F401 - write_json: used through this module
+from ..files import atomic_output, save_figure, write_json
 
 STATE_FILE = "state.json"
 

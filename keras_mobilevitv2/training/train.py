@@ -9,11 +9,10 @@ import keras
 import tensorflow as tf
 
 from .. import data as data_lib
-from ..files import atomic_output
+from ..files import atomic_output, write_json
 from ..models import CHECKPOINT_SUFFIXES, create_model
 from ..preprocessing import get_preprocessing
-from .callbacks import (STATE_FILE, EpochSummary, ModelExport, ResumeCheckpoint, RunHistory, read_json,
-                        write_json)
+from .callbacks import STATE_FILE, EpochSummary, ModelExport, ResumeCheckpoint, RunHistory, read_json
 from .recipe import TrainConfig, make_optimizer
 
 CONFIG_FILE = "config.json"

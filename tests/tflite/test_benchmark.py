@@ -152,23 +152,27 @@ def test_android_benchmark_runs_every_combination_without_word_splitting(fake_ad
     assert not os.path.exists(os.path.join(os.getcwd(), "pwned"))
 
 
+def _quiet(line):
+    """A progress callback that prints nothing."""
+
+
 def test_android_benchmark_failures_are_clear_and_keep_results(fake_adb, device_files, tmp_path, monkeypatch):
     binary, *models = device_files
     with pytest.raises(AndroidBenchmarkError, match="adb is not on PATH"):
-        benchmark_android(models, binary, adb="no-such-adb-here", progress=lambda line: None)
+        benchmark_android(models, binary, adb="no-such-adb-here", progress=_quiet)
 
     monkeypatch.setenv("FAKE_ADB_DEVICES", "")
     with pytest.raises(AndroidBenchmarkError, match="no Android device"):
-        benchmark_android(models, binary, progress=lambda line: None)
+        benchmark_android(models, binary, progress=_quiet)
     monkeypatch.setenv("FAKE_ADB_DEVICES", "R58M123:device,emulator-5554:device")
     with pytest.raises(AndroidBenchmarkError, match=r"several devices \(R58M123 \(device\), emulator-5554 "
                                                     r"\(device\)\): choose one with --serial"):
-        benchmark_android(models, binary, progress=lambda line: None)
+        benchmark_android(models, binary, progress=_quiet)
     with pytest.raises(AndroidBenchmarkError, match="no device XYZ"):
-        benchmark_android(models, binary, serial="XYZ", progress=lambda line: None)
+        benchmark_android(models, binary, serial="XYZ", progress=_quiet)
     monkeypatch.setenv("FAKE_ADB_DEVICES", "R58M123:unauthorized")
     with pytest.raises(AndroidBenchmarkError, match="R58M123 is unauthorized"):
-        benchmark_android(models, binary, progress=lambda line: None)
+        benchmark_android(models, binary, progress=_quiet)
 
     # A crashed run is recorded and the rest go on; a failed push stops with what was gathered kept.
     monkeypatch.setenv("FAKE_ADB_DEVICES", "R58M123:device,emulator-5554:device")
@@ -184,4 +188,4 @@ def test_android_benchmark_failures_are_clear_and_keep_results(fake_adb, device_
 
     missing = str(tmp_path / "nope.tflite")
     with pytest.raises(FileNotFoundError, match="nope.tflite"):
-        benchmark_android([missing], binary, serial="R58M123", progress=lambda line: None)
+        benchmark_android([missing], binary, serial="R58M123", progress=_quiet)

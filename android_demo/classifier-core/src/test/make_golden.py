@@ -33,17 +33,13 @@ def python_input(path, facts):
     return prepare_image(path, model_like).astype(np.float32) * np.float32(facts["input_max"] / 255.0)
 
 
-def quantize(x, scale, zero_point, signed):
-    info = np.iinfo(np.int8 if signed else np.uint8)
-    return np.clip(np.round(x / np.float32(scale) + zero_point), info.min, info.max).astype(info.dtype)
-
-
 def main(out):
     from sklearn.datasets import load_sample_image
 
     import keras_mobilevitv2 as kmv
     from mobilevitv2_tflite.convert import convert, tflite_content
     from mobilevitv2_tflite.metadata import read_metadata
+    from mobilevitv2_tflite.runtime import quantize_input
 
     os.makedirs(out, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -75,7 +71,9 @@ def main(out):
         tensor.astype("<f4").tofile(os.path.join(out, name + ".f32"))
         entry = {"image": image, "facts": case_facts, "input": name + ".f32", "shape": list(tensor.shape)}
         if quantization:
-            quantize(tensor, **quantization).tofile(os.path.join(out, name + ".q8"))
+            detail = {"dtype": np.int8 if quantization["signed"] else np.uint8,
+                      "quantization": (quantization["scale"], quantization["zero_point"])}
+            quantize_input(tensor, detail).tofile(os.path.join(out, name + ".q8"))
             entry.update(quantization=quantization, quantized=name + ".q8")
         listed.append(entry)
     with open(os.path.join(out, "cases.json"), "w", encoding="utf-8") as file:
