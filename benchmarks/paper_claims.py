@@ -82,7 +82,7 @@ class Converter:
         if precision == "int8" and size not in self.calibration:
             facts = PreprocessingConfig(input_size=(size, size), input_max=255.0)
             self.calibration[size] = list(calibration_images(self.digits, facts, (size, size), steps=32))
-        graph = fixed_size_model(model)[0] if ours else batch_one_model(model, (size, size))
+        graph = fixed_size_model(model, precision=precision)[0] if ours else batch_one_model(model, (size, size))
         content = tflite_content(graph, precision, self.calibration.get(size))
         with open(path, "wb") as file:
             file.write(content)

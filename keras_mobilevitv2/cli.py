@@ -109,12 +109,21 @@ def cmd_train(args):
     print(f"wrote {result.run_dir}/model.keras ({summary})")
 
 
+def _strips(text):
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number, got {text!r}") from None
+
+
 def cmd_convert(args):
     from mobilevitv2_tflite.convert import convert
 
     report = convert(args.model, args.out, precision=args.precision, calibration_data=args.calibration_data,
                      calibration_steps=args.calibration_steps, io_type=args.io_type, image_size=args.image_size,
-                     overwrite=args.overwrite)
+                     strips=args.strips, overwrite=args.overwrite)
     print(report.summary())
 
 
@@ -284,6 +293,10 @@ def build_parser():
     convert.add_argument("--io-type", choices=["float32", "uint8", "int8"], default="float32",
                          help="input / output type of an int8 model")
     convert.add_argument("--image-size", type=int, help="convert at this size (default: the model's)")
+    convert.add_argument("--strips", type=_strips, default="auto",
+                         help="row strips for the stages before the first attention block, so that their feature "
+                              "maps stay in the cache: auto (by map size; none at 256x256 or for int8) or a number "
+                              "(1: none)")
     convert.add_argument("--overwrite", action="store_true")
     convert.set_defaults(run=cmd_convert)
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from keras_mobilevitv2.files import atomic_output, check_output_path
 
-from .graph import fuse_pointwise_convolutions
+from .graph import GraphRewrites, check_strips, rewrite_for_conversion
 from .metadata import add_metadata
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
@@ -31,15 +31,15 @@ class ConversionReport:
     input_details: dict
     output_details: dict
     xnnpack: "DelegationReport"
-    fused: list = dataclasses.field(default_factory=list)  # layers each fused 1x1 convolution replaced
+    rewrites: GraphRewrites = dataclasses.field(default_factory=GraphRewrites)
 
     def summary(self):
         ops = ", ".join(f"{name} x{count}" for name, count in sorted(self.ops.items()))
-        fused = f"graph: {len(self.fused)} pairs of 1x1 convolutions fused into one\n" if self.fused else ""
-        return (f"{self.path}: {self.precision}, {self.size_bytes / 1e6:.2f} MB, input "
+        head = (f"{self.path}: {self.precision}, {self.size_bytes / 1e6:.2f} MB, input "
                 f"{self.input_details['dtype']} {self.input_details['shape']}, output "
-                f"{self.output_details['dtype']} {self.output_details['shape']}\n{fused}ops: {ops}\n"
-                f"{self.xnnpack.summary()}")
+                f"{self.output_details['dtype']} {self.output_details['shape']}")
+        return "\n".join(line for line in (head, self.rewrites.summary(), f"ops: {ops}", self.xnnpack.summary())
+                         if line)
 
 
 @dataclasses.dataclass
@@ -127,15 +127,15 @@ def batch_one_model(model, size):
     return keras.Model(inputs, model(inputs), name=model.name)
 
 
-def fixed_size_model(model, image_size=None, fuse=True):
+def fixed_size_model(model, image_size=None, precision="fp32", strips="auto"):
     """The graph ``convert`` converts: the model with a batch-1 input of ``image_size`` (default: its own).
 
     A model built for another size is rebuilt from the zoo at this size with the
     same weights: every layer of these models works at any size. A
-    quantization-aware model converts at the size it was fine-tuned at. With
-    ``fuse``, adjacent 1x1 convolutions of a Keras 3 model are fused into one
-    (``graph.fuse_pointwise_convolutions``; the same function, less work).
-    Returns ``(model, fused)``, ``fused`` listing the layers each fusion replaced.
+    quantization-aware model converts at the size it was fine-tuned at. A Keras 3
+    model's graph is rewritten for ``precision`` (``graph.rewrite_for_conversion``:
+    1x1 convolutions fused, large inputs' first stages in ``strips`` row strips;
+    the same function with less work). Returns ``(model, GraphRewrites)``.
     """
     from keras_mobilevitv2 import create_model, get_preprocessing
     from keras_mobilevitv2.backend import keras_module_name
@@ -161,10 +161,13 @@ def fixed_size_model(model, image_size=None, fuse=True):
                                include_preprocessing=facts.input_max == 255.0)
         rebuilt.set_weights(model.get_weights())
         model = rebuilt
-    fused = []
-    if fuse and keras_module_name(model) == "keras" and not is_quantization_aware(model):
-        model, fused = fuse_pointwise_convolutions(model)
-    return batch_one_model(model, target), fused
+    rewrites = GraphRewrites()
+    if keras_module_name(model) == "keras" and not is_quantization_aware(model):
+        try:
+            model, rewrites = rewrite_for_conversion(model, precision, strips)
+        except ValueError as error:
+            raise ConversionError(str(error)) from None
+    return batch_one_model(model, target), rewrites
 
 
 def is_quantization_aware(model):
@@ -234,7 +237,7 @@ def _unsupported_ops_message(error_text):
 
 
 def convert(model, out, precision="fp32", calibration_data=None, calibration_steps=200, io_type="float32",
-            image_size=None, overwrite=False):
+            image_size=None, strips="auto", overwrite=False):
     """Converts a Keras model (a ``.keras`` path, or a QAT run directory) to ``out`` (``.tflite``), builtin ops only.
 
     Args:
@@ -243,10 +246,14 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
         calibration_data: a folder of images (class sub-folders or not), for ``int8``.
         io_type: the input and output type of an ``int8`` model: float32, uint8 or int8.
         image_size: the size to convert at (default: the model's).
+        strips: row strips for the stages before the first attention block:
+            ``"auto"`` (by feature-map size: none at 256x256, 8 at 1024x1024 for
+            ``mobilevitv2_050``; none for int8) or a number (1: none).
     Returns a ``ConversionReport``. The file carries the model's preprocessing
     facts (see ``metadata``); an existing ``out`` is replaced only with ``overwrite``.
-    The converted graph has adjacent 1x1 convolutions fused (``graph``): the same
-    function with less work; the report lists what was fused.
+    The converted graph has adjacent 1x1 convolutions fused and, for large
+    inputs, its first stages in row strips that fit in the cache (``graph``): the
+    same function with less work; the report says what was rewritten.
     """
     from keras_mobilevitv2 import get_preprocessing
 
@@ -260,11 +267,15 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
         raise ConversionError(f"--io-type {io_type} needs --precision int8")
     if precision == "int8" and calibration_data is None:
         raise ConversionError("int8 needs --calibration-data: a folder of representative images")
+    try:
+        check_strips(strips)
+    except ValueError as error:
+        raise ConversionError(str(error)) from None
     if source_path is not None:
         model = load_keras_model(source_path)
     facts = get_preprocessing(model)
     quantization_aware = is_quantization_aware(model)
-    model, fused = fixed_size_model(model, image_size)
+    model, rewrites = fixed_size_model(model, image_size, precision, strips)
 
     images = None
     if precision == "int8":
@@ -276,7 +287,7 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
     if precision == "int8" and quantization_aware:
         precision = "int8-qat"
     write_tflite(content, out, facts, model.input_shape[1:3], precision, io_type)
-    return inspect_tflite(out, precision, fused)
+    return inspect_tflite(out, precision, rewrites)
 
 
 def tflite_content(model, precision="fp32", calibration=None, io_type="float32"):
@@ -318,10 +329,10 @@ def write_tflite(content, out, facts, input_size, precision, io_type):
             file.write(add_metadata(content, facts_dict))
 
 
-def inspect_tflite(path, precision=None, fused=()):
+def inspect_tflite(path, precision=None, rewrites=None):
     """The op counts, input / output details and XNNPACK delegation of a ``.tflite`` file.
 
-    ``fused``: what the conversion fused (``fixed_size_model``), carried into the report.
+    ``rewrites``: what the conversion rewrote (``fixed_size_model``), carried into the report.
     """
     from ai_edge_litert.interpreter import Interpreter
 
@@ -337,4 +348,4 @@ def inspect_tflite(path, precision=None, fused=()):
         path=os.fspath(path), precision=precision, size_bytes=os.path.getsize(path), ops=dict(ops),
         input_details=details(interpreter.get_input_details()[0]),
         output_details=details(interpreter.get_output_details()[0]), xnnpack=xnnpack_delegation(path),
-        fused=list(fused))
+        rewrites=rewrites or GraphRewrites())

@@ -23,12 +23,15 @@ def test_float32_tflite_matches_the_official_model(name, tmp_path):
     reference = np.load(stem + ".npz")
     keras_path = str(tmp_path / "m.keras")
     kmv.import_checkpoint(stem + ".pt", name, keras_path)
-    report = convert(keras_path, str(tmp_path / "m.tflite"))
-    assert not any(op.startswith(("FLEX", "CUSTOM")) for op in report.ops)
-    assert report.input_details["shape"] == [1, 256, 256, 3]
-    classifier = TFLiteClassifier(str(tmp_path / "m.tflite"))
-    for image, logits in zip(reference["x"], reference["logits"]):
-        assert np.abs(classifier.logits(image * 255.0) - logits).max() <= 1e-4
+    # At 256 no row strips are needed; forced, they must not change a logit either.
+    for strips, path in ((1, tmp_path / "m.tflite"), (4, tmp_path / "m_strips.tflite")):
+        report = convert(keras_path, str(path), strips="auto" if strips == 1 else strips)
+        assert not any(op.startswith(("FLEX", "CUSTOM")) for op in report.ops)
+        assert report.input_details["shape"] == [1, 256, 256, 3] and report.rewrites.strips == strips
+        assert report.xnnpack.partitions == 1 and not report.xnnpack.not_delegated
+        classifier = TFLiteClassifier(str(path))
+        for image, logits in zip(reference["x"], reference["logits"]):
+            assert np.abs(classifier.logits(image * 255.0) - logits).max() <= 1e-4
 
 
 def test_facts_travel_inside_the_file(tmp_path):
@@ -125,3 +128,22 @@ def test_conversion_at_another_size_keeps_the_weights(tmp_path):
     resized.set_weights(model.get_weights())
     expected = np.asarray(resized(image[np.newaxis]))[0]
     assert np.abs(TFLiteClassifier(str(tmp_path / "m.tflite")).logits(image) - expected).max() <= 1e-4
+
+
+def test_large_inputs_convert_in_row_strips_with_the_same_logits(tmp_path, capsys):
+    model = kmv.create_model("mobilevitv2_050", classifier_activation=None)
+    model.save(tmp_path / "m.keras")
+    assert cli_main(["convert", str(tmp_path / "m.keras"), "--out", str(tmp_path / "m.tflite"),
+                     "--image-size", "512"]) == 0
+    assert "preprocessing to layer3_0_project_bn (37 layers) run in 2 row strips" in capsys.readouterr().out
+    image = np.asarray(Image.new("RGB", (512, 512), (200, 90, 10)), np.float32)
+    image[100:300, 150:400] = np.random.default_rng(0).uniform(0, 255, (200, 250, 3))
+    resized = kmv.create_model("mobilevitv2_050", input_shape=(512, 512, 3), classifier_activation=None)
+    resized.set_weights(model.get_weights())
+    expected = np.asarray(resized(image[np.newaxis]))[0]
+    assert np.abs(TFLiteClassifier(str(tmp_path / "m.tflite")).logits(image) - expected).max() <= 1e-4
+    assert cli_main(["convert", str(tmp_path / "m.keras"), "--out", str(tmp_path / "x.tflite"), "--strips", "0"]) == 2
+    assert "strips must be 'auto' or a whole number >= 1, got 0" in capsys.readouterr().err
+    assert cli_main(["convert", str(tmp_path / "m.keras"), "--out", str(tmp_path / "x.tflite"), "--strips", "40"]) == 2
+    assert "at most 32 at this image size" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "x.tflite")
