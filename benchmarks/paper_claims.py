@@ -7,7 +7,8 @@ weights, the models of a part taking turns (``benchmark_interleaved``):
   MobileNetV2 and MobileNetV3 Small / Large at 256x256: parameters, GMACs, float32
   and full-int8 latency at 1 and 2 threads.
 - ``scaling``: ``mobilevitv2_050`` and ``mobilevit_xxs`` from 256 to 1024, float32,
-  1 thread: latency against the number of tokens of the first attention stage.
+  1 thread: latency against the number of tokens of the first attention stage,
+  and ``mobilevitv2_050`` converted without row strips (``--strips 1``) beside.
   Claims checked: xxs / v2-0.5 at 1024 >= 4, v2-0.5 at 1024 / at 256 <= 20.
 - ``peers``: ours against kimm's models converted the same way, float32 and int8,
   and timm's through ONNX Runtime where a PyTorch environment is given
@@ -75,14 +76,15 @@ class Converter:
         self.digits = digits
         self.calibration = {}
 
-    def __call__(self, name, model, precision, size, ours=True):
-        """``ours``: a model of this package, converted as `mobilevitv2 convert` converts it; others as their
-        users would (TFLiteConverter, builtin ops)."""
-        path = os.path.join(self.work, f"{name}_{size}_{precision}.tflite")
+    def __call__(self, name, model, precision, size, ours=True, strips="auto"):
+        """``ours``: a model of this package, converted as `mobilevitv2 convert` converts it (``strips`` as its
+        --strips); others as their users would (TFLiteConverter, builtin ops)."""
+        path = os.path.join(self.work, f"{name}_{size}_{precision}_{strips}.tflite")
         if precision == "int8" and size not in self.calibration:
             facts = PreprocessingConfig(input_size=(size, size), input_max=255.0)
             self.calibration[size] = list(calibration_images(self.digits, facts, (size, size), steps=32))
-        graph = fixed_size_model(model, precision=precision)[0] if ours else batch_one_model(model, (size, size))
+        graph = fixed_size_model(model, precision=precision, strips=strips)[0] if ours \
+            else batch_one_model(model, (size, size))
         content = tflite_content(graph, precision, self.calibration.get(size))
         with open(path, "wb") as file:
             file.write(content)
@@ -114,16 +116,21 @@ def tokens(size):
     return (size // 16) ** 2
 
 
+# The scaling series: (label, zoo name, --strips). The whole-image row shows what the row strips are worth.
+SCALING_SERIES = (("mobilevitv2_050", "mobilevitv2_050", "auto"), ("mobilevit_xxs", "mobilevit_xxs", "auto"),
+                  ("mobilevitv2_050 whole image", "mobilevitv2_050", 1))
+
+
 def part_scaling(convert, rounds):
     files = {}
-    for name in ("mobilevitv2_050", "mobilevit_xxs"):
+    for label, name, strips in SCALING_SERIES:
         for size in SCALING_SIZES:
             model = kmv.create_model(name, input_shape=(size, size, 3), classifier_activation=None)
-            files[(name, size)] = convert(name, model, "fp32", size)
+            files[(label, size)] = convert(name, model, "fp32", size, strips=strips)
             keras.backend.clear_session()
     timed = benchmark_interleaved({key: (path, 1) for key, path in files.items()}, rounds=rounds, runs=1, warmup=2)
-    return [{"model": name, "image_size": size, "tokens": tokens(size),
-             "fp32_ms_1t": round(timed[(name, size)].median_ms, 2)} for name, size in files]
+    return [{"model": label, "image_size": size, "tokens": tokens(size),
+             "fp32_ms_1t": round(timed[(label, size)].median_ms, 2)} for label, size in files]
 
 
 def _timm_onnx(torch_python, work, names):
@@ -198,12 +205,17 @@ def plot_scaling(rows, path):
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(6.5, 4.2))
-    for name, colour in (("mobilevitv2_050", "tab:blue"), ("mobilevit_xxs", "tab:orange")):
+    for name, colour, style in (("mobilevitv2_050", "tab:blue", "o-"), ("mobilevit_xxs", "tab:orange", "o-"),
+                                ("mobilevitv2_050 whole image", "tab:blue", "x:")):
         chosen = [r for r in rows if r["model"] == name]
-        axis.plot([r["tokens"] for r in chosen], [r["fp32_ms_1t"] for r in chosen], "o-", color=colour, label=name)
-        for r in chosen:
+        axis.plot([r["tokens"] for r in chosen], [r["fp32_ms_1t"] for r in chosen], style, color=colour, label=name)
+        for r in chosen if name != "mobilevitv2_050 whole image" else ():
             axis.annotate(str(r["image_size"]), (r["tokens"], r["fp32_ms_1t"]), fontsize=7, xytext=(3, -9),
                           textcoords="offset points")
+    start = next(r for r in rows if r["model"] == "mobilevitv2_050")
+    ends = [start["tokens"], max(r["tokens"] for r in rows)]
+    axis.plot(ends, [start["fp32_ms_1t"] * t / start["tokens"] for t in ends], "--", color="gray", linewidth=0.8,
+              label="linear from mobilevitv2_050 at 256")
     axis.set_xscale("log")
     axis.set_yscale("log")
     axis.set_xlabel("tokens in the first attention stage (image size / 16)^2")
