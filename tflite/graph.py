@@ -127,8 +127,8 @@ def fuse_pointwise_convolutions(model):
 # Row strips for the high-resolution stages.
 # ---------------------------------------------------------------------------
 
-# One strip per 8 MiB of the largest float32 map: the fastest on a 32 MiB-L3 host from 256 to 1024 pixels
-# (mobilevitv2_050 at 1024: 8 strips, 0.76 of the untiled time; at 384 and below no strips).
+# One strip per 8 MiB of the largest float32 map: within 1% of the fastest count at every size from 384 to 1024
+# on a 32 MiB-L3 host (benchmarks/row_strips.py; mobilevitv2_050 at 1024: 8 strips, 0.76 of the whole-image time).
 STRIP_BYTES = 8 * 2**20
 _PER_PIXEL = {"BatchNormalization", "Activation", "Add", "Multiply", "ReLU", "Rescaling", "Preprocessing"}
 _WINDOWED = {"Conv2D", "DepthwiseConv2D", "ZeroPadding2D"}
@@ -333,8 +333,9 @@ def rewrite_for_conversion(model, precision="fp32", strips="auto"):
     """The graph to convert: 1x1 convolutions fused, high-resolution stages in row strips.
 
     ``strips``: ``"auto"`` (``strips_for``; none for ``int8``, whose maps are a
-    quarter of the bytes and whose strips measured slower: 35.7 ms whole against
-    39.5 to 45.3 ms in 2 to 8 strips for ``mobilevitv2_050`` at 1024), or a number
+    quarter of the bytes: ``mobilevitv2_050`` at 1024 took 34.7 ms whole and 34.7
+    to 35.7 ms in 2 to 8 strips, benchmarks/results/row_strips.md, and strips
+    would give each strip's tensors their own calibration ranges), or a number
     (1: no strips). Returns ``(model, GraphRewrites)``.
     """
     check_strips(strips)
