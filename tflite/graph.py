@@ -204,9 +204,11 @@ def _high_resolution_prefix(model):
 def strips_for(model, strip_bytes=STRIP_BYTES):
     """How many row strips ``tile_high_resolution_stages`` should use: one per ``strip_bytes`` of the largest
     float32 feature map of the high-resolution stages (1: not tiled)."""
-    nodes, _ = _high_resolution_prefix(model)
-    largest = max((4 * int(np.prod(node.outputs[0].shape[1:])) for node in nodes), default=0)
-    return max(1, round(largest / strip_bytes))
+    nodes, cut = _high_resolution_prefix(model)
+    if cut is None:
+        return 1
+    largest = max(4 * int(np.prod(node.outputs[0].shape[1:])) for node in nodes)
+    return max(1, min(round(largest / strip_bytes), cut.shape[1]))  # a strip has at least one row of the cut
 
 
 def _rows_needed(nodes, cut, top, bottom):

@@ -82,6 +82,8 @@ def test_strips_follow_the_feature_map_size_and_refuse_too_many():
     assert strips_for(kmv.create_model("mobilevitv2_050", input_shape=(256, 256, 3))) == 1
     # 1024: layer 2's padded 514x514x64 float32 map is 68 MB, one strip per 8 MiB.
     assert strips_for(kmv.create_model("mobilevitv2_050", input_shape=(1024, 1024, 3))) == 8
+    # A panorama 32 pixels high: 68 MB maps, but the stride-8 map has 4 rows, so 4 strips of one row.
+    assert strips_for(kmv.create_model("mobilevitv2_050", input_shape=(32, 32768, 3))) == 4
     model = kmv.create_model("mobilevitv2_050", input_shape=(64, 64, 3))
     assert tile_high_resolution_stages(model, 1) == (model, [])
     with pytest.raises(ValueError, match="9 strips of 8 rows .*layer3_0_project_bn.* at most 8"):
