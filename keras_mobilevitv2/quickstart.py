@@ -57,7 +57,7 @@ def quickstart(out="mobilevitv2-quickstart", epochs=8, image_size=64):
     """
     from mobilevitv2_tflite.benchmark import benchmark_interleaved
     from mobilevitv2_tflite.convert import convert
-    from mobilevitv2_tflite.runtime import evaluate
+    from mobilevitv2_tflite.runtime import evaluate_models
 
     from .data import make_sample_data
     from .files import write_text
@@ -95,8 +95,8 @@ def quickstart(out="mobilevitv2-quickstart", epochs=8, image_size=64):
 
     _step(4, "evaluating both on all 1,797 digits (80% of them were training images) against the Keras model")
     rows = []
-    for variant, (path, _) in variants.items():
-        scores = evaluate(path, data_dir, reference=model_path)
+    paths = [path for path, _ in variants.values()]
+    for variant, path, scores in zip(variants, paths, evaluate_models(paths, data_dir, reference=model_path)):
         rows.append(dict(variant=variant, path=path, megabytes=os.path.getsize(path) / 1e6, **{
             k: scores[k] for k in ("top1", "top5", "top1_agreement", "max_logit_difference")}))
 

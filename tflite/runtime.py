@@ -127,47 +127,69 @@ def predict(model_path, image_paths, top=5):
 
 
 def evaluate(model_path, data_dir, reference=None, limit=None, progress=True, batch_size=32):
-    """Top-1 and top-5 on an image folder, and against a reference model: agreement and logit differences.
+    """Top-1 and top-5 of one model on an image folder (``evaluate_models`` with one model): a dict."""
+    return evaluate_models([model_path], data_dir, reference, limit, progress, batch_size)[0]
 
-    Images are prepared by the evaluation pipeline of training (resize, centre
-    crop) with the model's own facts. ``limit`` evaluates that many images spread
-    evenly over the folder (so over every class), not the first ones.
+
+def evaluate_models(model_paths, data_dir, reference=None, limit=None, progress=True, batch_size=32):
+    """Top-1 and top-5 of several models on an image folder, and against a reference model: agreement and
+    logit differences. A list of dicts, one per model.
+
+    Images are prepared once, by the evaluation pipeline of training (resize,
+    centre crop) with the first model's facts, and the reference runs once per
+    batch however many models are compared with it; so every model must take
+    the same input size, crop and interpolation. ``limit`` evaluates that many
+    images spread evenly over the folder (so over every class), not the first ones.
     """
     from keras_mobilevitv2.data import make_eval_dataset, scan_image_folder
 
-    classifier = load_classifier(model_path)
+    paths = [os.fspath(path) for path in model_paths]
+    classifiers = [load_classifier(path) for path in paths]
     other = load_classifier(reference) if reference else None
-    if other is not None and tuple(other.input_size) != tuple(classifier.input_size):
-        raise ValueError(f"{reference} takes {other.input_size} images and {model_path} "
-                         f"{classifier.input_size}: compare models of one input size")
-    names = classifier.facts.get("class_names")
-    folder = scan_image_folder(os.fspath(data_dir), class_names=names, progress=progress)
+    first = classifiers[0]
+
+    def preparation(c):
+        return tuple(c.input_size), c.facts["crop_fraction"], c.facts.get("interpolation", "bicubic")
+
+    for path, classifier in zip(paths[1:], classifiers[1:]):
+        if preparation(classifier) != preparation(first):
+            raise ValueError(f"{path} and {paths[0]} take images of other sizes or prepared otherwise "
+                             f"({preparation(classifier)} against {preparation(first)}): evaluate them one at a time")
+    if other is not None and tuple(other.input_size) != tuple(first.input_size):
+        raise ValueError(f"{reference} takes {other.input_size} images and {paths[0]} "
+                         f"{first.input_size}: compare models of one input size")
+    size, crop_fraction, interpolation = preparation(first)
+    folder = scan_image_folder(os.fspath(data_dir), class_names=first.facts.get("class_names"), progress=progress)
     if limit is not None and limit < len(folder):
         folder = folder.subset(np.unique(np.linspace(0, len(folder) - 1, limit).round().astype(int)))
     count = len(folder)
-    dataset = make_eval_dataset(folder, classifier.input_size, batch_size, classifier.facts["crop_fraction"],
-                                cache_bytes=0, interpolation=classifier.facts.get("interpolation", "bicubic"))
-    top1 = top5 = agree = done = 0
-    differences = []
+    dataset = make_eval_dataset(folder, size, batch_size, crop_fraction, cache_bytes=0, interpolation=interpolation)
+    top1, top5, agree = np.zeros(len(paths), int), np.zeros(len(paths), int), np.zeros(len(paths), int)
+    differences = [[] for _ in paths]
+    done = 0
     for images, labels in dataset:
         images, labels = images.numpy(), np.argmax(labels.numpy(), axis=-1)
-        logits = classifier.logits_batch(images)
-        order = np.argsort(-logits, axis=-1)
-        top1 += int(np.sum(order[:, 0] == labels))
-        top5 += int(np.sum(np.any(order[:, :5] == labels[:, np.newaxis], axis=-1)))
-        if other is not None:
-            reference_logits = other.logits_batch(images)
-            agree += int(np.sum(np.argmax(reference_logits, axis=-1) == order[:, 0]))
-            differences.append(np.abs(reference_logits - logits))
+        reference_logits = other.logits_batch(images) if other is not None else None
+        for i, classifier in enumerate(classifiers):
+            logits = classifier.logits_batch(images)
+            order = np.argsort(-logits, axis=-1)
+            top1[i] += int(np.sum(order[:, 0] == labels))
+            top5[i] += int(np.sum(np.any(order[:, :5] == labels[:, np.newaxis], axis=-1)))
+            if other is not None:
+                agree[i] += int(np.sum(np.argmax(reference_logits, axis=-1) == order[:, 0]))
+                differences[i].append(np.abs(reference_logits - logits))
         done += len(labels)
         if progress:
-            print(f"\revaluating {os.path.basename(os.fspath(model_path))}: {done}/{count} "
-                  f"top-1 {top1 / done:.2%}", end="", file=sys.stderr, flush=True)
+            scores = "  ".join(f"{os.path.basename(path)} {top1[i] / done:.2%}" for i, path in enumerate(paths))
+            print(f"\revaluating {done}/{count}: top-1 {scores}", end="", file=sys.stderr, flush=True)
     if progress:
         print(file=sys.stderr)
-    result = {"model": os.fspath(model_path), "images": count, "top1": top1 / count, "top5": top5 / count}
-    if other is not None:
-        stacked = np.concatenate(differences)
-        result.update(reference=os.fspath(reference), top1_agreement=agree / count,
-                      max_logit_difference=float(stacked.max()), mean_logit_difference=float(stacked.mean()))
-    return result
+    results = []
+    for i, path in enumerate(paths):
+        result = {"model": path, "images": count, "top1": float(top1[i] / count), "top5": float(top5[i] / count)}
+        if other is not None:
+            stacked = np.concatenate(differences[i])
+            result.update(reference=os.fspath(reference), top1_agreement=float(agree[i] / count),
+                          max_logit_difference=float(stacked.max()), mean_logit_difference=float(stacked.mean()))
+        results.append(result)
+    return results

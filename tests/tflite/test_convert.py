@@ -10,7 +10,7 @@ import keras_mobilevitv2 as kmv
 from keras_mobilevitv2.cli import main as cli_main
 from mobilevitv2_tflite.convert import ConversionError, convert
 from mobilevitv2_tflite.metadata import read_metadata
-from mobilevitv2_tflite.runtime import TFLiteClassifier, evaluate, predict
+from mobilevitv2_tflite.runtime import TFLiteClassifier, evaluate, evaluate_models, predict
 
 from conftest import OFFICIAL_REFERENCE
 
@@ -49,14 +49,20 @@ def test_every_precision_keeps_the_digits_model(digits_model, tmp_path):
     model_path, data = digits_model
     float_result = evaluate(model_path, data, limit=120, progress=False)
     assert float_result["top1"] >= 0.8
-    results, reports = {}, {}
+    reports = {}
     for precision in ("fp32", "fp16", "dynamic", "int8"):
         out = str(tmp_path / f"{precision}.tflite")
         report = convert(model_path, out, precision=precision, calibration_data=data, calibration_steps=50,
                          io_type="uint8" if precision == "int8" else "float32")
         assert not any(op.startswith(("FLEX", "CUSTOM")) for op in report.ops), report.ops
         reports[precision] = report
-        results[precision] = evaluate(out, data, reference=model_path, limit=120, progress=False)
+    # One pass over the images for all four files, the Keras reference run once per batch.
+    precisions = list(reports)
+    scores = evaluate_models([str(tmp_path / f"{p}.tflite") for p in precisions], data, reference=model_path,
+                             limit=120, progress=False)
+    results = dict(zip(precisions, scores))
+    assert evaluate(str(tmp_path / "dynamic.tflite"), data, reference=model_path, limit=120,
+                    progress=False) == results["dynamic"]
     assert results["fp32"]["max_logit_difference"] <= 1e-4
     assert results["fp16"]["top1_agreement"] >= 0.99 and results["dynamic"]["top1_agreement"] >= 0.99
     assert results["int8"]["top1"] >= float_result["top1"] - 0.05
@@ -167,3 +173,13 @@ def test_row_strips_in_float16_and_dynamic_range_files(tmp_path):
     # whole-image file's bits, but as close to float (measured: mean error 0.0152 against 0.0145, logits ~0.17).
     error = {strips: np.abs(logits["dynamic", strips] - expected).mean() for strips in (1, 3)}
     assert 0 < error[3] <= 1.25 * error[1]
+
+
+def test_models_evaluated_together_must_take_the_same_images(digits_model, tmp_path):
+    model_path, data = digits_model
+    for size in (32, 40):
+        convert(model_path, str(tmp_path / f"m{size}.tflite"), image_size=size)
+    with pytest.raises(ValueError, match=r"m40\.tflite and .*m32\.tflite take images of other sizes"):
+        evaluate_models([str(tmp_path / "m32.tflite"), str(tmp_path / "m40.tflite")], data, progress=False)
+    with pytest.raises(ValueError, match=r"takes \(32, 32\) images and .*m40\.tflite \(40, 40\): compare models of one"):
+        evaluate_models([str(tmp_path / "m40.tflite")], data, reference=model_path, progress=False)
