@@ -23,23 +23,19 @@ and paper_claims.md, the parts measured so far together (each with the machine i
 """
 
 import argparse
-import csv
-import io
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 
-
 import keras
+
 import keras_mobilevitv2 as kmv
 from keras_mobilevitv2.complexity import count_macs, count_parameters
-from keras_mobilevitv2.data import make_sample_data
 from keras_mobilevitv2.files import save_figure, write_text
-from keras_mobilevitv2.preprocessing import PreprocessingConfig
 from mobilevitv2_tflite.benchmark import benchmark_interleaved
-from mobilevitv2_tflite.convert import batch_one_model, calibration_images, fixed_size_model, tflite_content
+
+from common import Converter, machine, markdown_table, write_csv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -63,33 +59,6 @@ def size_and_cost(model):
     def macs(m):
         return count_macs(m)[0] + sum(macs(layer) for layer in m.layers if isinstance(layer, keras.Model))
     return count_parameters(model), macs(model) / 1e9
-
-
-class Converter:
-    """Writes fp32 / int8 files of Keras models into a folder, int8 calibrated on the digits."""
-
-    def __init__(self, work):
-        self.work = work
-        digits = os.path.join(work, "digits")
-        if not os.path.isdir(digits):
-            make_sample_data(digits)
-        self.digits = digits
-        self.calibration = {}
-
-    def __call__(self, name, model, precision, size, ours=True, strips="auto"):
-        """``ours``: a model of this package, converted as `mobilevitv2 convert` converts it (``strips`` as its
-        --strips); others as their users would (TFLiteConverter, builtin ops)."""
-        path = os.path.join(self.work, f"{name}_{size}_{precision}_{strips}.tflite")
-        if precision == "int8" and size not in self.calibration:
-            facts = PreprocessingConfig(input_size=(size, size), input_max=255.0)
-            self.calibration[size] = list(calibration_images(self.digits, facts, (size, size), steps=32))
-        graph = fixed_size_model(model, precision=precision, strips=strips)[0] if ours \
-            else batch_one_model(model, (size, size))
-        content = tflite_content(graph, precision, self.calibration.get(size))
-        with open(path, "wb") as file:
-            file.write(content)
-        print(f"converted {name} at {size} to {precision}", file=sys.stderr, flush=True)
-        return path
 
 
 def part_zoo(convert, rounds):
@@ -171,14 +140,6 @@ def part_peers(convert, rounds, torch_python):
     return rows, note
 
 
-def write_csv(rows, path):
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, text.getvalue())
-
-
 def plot_zoo(rows, path):
     import matplotlib.pyplot as plt
 
@@ -224,23 +185,6 @@ def plot_scaling(rows, path):
     axis.grid(alpha=0.3, which="both")
     axis.legend()
     save_figure(figure, path)
-
-
-def machine():
-    processor = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
-            processor = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{processor}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
-
-
-def markdown_table(rows):
-    lines = ["| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]
-    lines += ["| " + " | ".join(f"{v:,}" if isinstance(v, int) and v > 9999 else str(v) for v in r.values()) + " |"
-              for r in rows]
-    return lines
 
 
 def claims(scaling):

@@ -24,7 +24,7 @@ from mobilevitv2_tflite.benchmark import benchmark_interleaved
 from mobilevitv2_tflite.convert import fixed_size_model
 from mobilevitv2_tflite.graph import STRIP_BYTES
 
-from paper_claims import Converter, machine, markdown_table, write_csv
+from common import Converter, machine, markdown_table, write_csv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NAME = "mobilevitv2_050"

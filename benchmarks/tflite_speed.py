@@ -14,24 +14,23 @@ over all rounds. Targets (issue 6): ours fp32 <= 0.9x kimm fp32, ours int8 <=
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 
-
 import keras_mobilevitv2 as kmv
-from keras_mobilevitv2.data import make_sample_data
 from keras_mobilevitv2.files import save_figure, write_json, write_text
-from keras_mobilevitv2.preprocessing import PreprocessingConfig
 from mobilevitv2_tflite.benchmark import benchmark_interleaved
-from mobilevitv2_tflite.convert import batch_one_model, calibration_images, fixed_size_model, tflite_content, xnnpack_delegation
+from mobilevitv2_tflite.convert import xnnpack_delegation
 from mobilevitv2_tflite.graph import fuse_pointwise_convolutions
+
+from common import Converter, machine
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TARGETS = {"ours fp32 / kimm fp32": 0.9, "ours int8 / ours fp32": 0.5}
 
 
 def build_models(size):
+    """``{family: (Keras model, ours)}``: ours, kimm's, and kimm's through our fusion pass."""
     import kimm
 
     ours = kmv.create_model("mobilevitv2_050", input_shape=(size, size, 3), classifier_activation=None)
@@ -40,8 +39,7 @@ def build_models(size):
     # and, to show what the fusion pass alone is worth, kimm's graph through the same pass.
     kimm_fused, fused = fuse_pointwise_convolutions(theirs)
     print(f"kimm: {len(fused)} pairs of 1x1 convolutions fused", file=sys.stderr)
-    return {"ours": fixed_size_model(ours)[0], "kimm": batch_one_model(theirs, (size, size)),
-            "kimm + our fusion": batch_one_model(kimm_fused, (size, size))}
+    return {"ours": (ours, True), "kimm": (theirs, False), "kimm + our fusion": (kimm_fused, False)}
 
 
 def plot(results, path):
@@ -72,17 +70,11 @@ def main(argv=None):
     size = args.image_size
 
     with tempfile.TemporaryDirectory() as work:
-        digits = os.path.join(work, "digits")
-        make_sample_data(digits)
-        facts = PreprocessingConfig(input_size=(size, size), input_max=255.0)
-        calibration = list(calibration_images(digits, facts, (size, size), steps=64))
+        convert = Converter(work, calibration_steps=64)
         paths = {}
-        for family, model in build_models(size).items():
+        for family, (model, ours) in build_models(size).items():
             for precision in ("fp32",) if family == "kimm + our fusion" else ("fp32", "int8"):
-                name = f"{family} {precision}"
-                paths[name] = os.path.join(work, f"{family}_{precision}.tflite")
-                with open(paths[name], "wb") as file:
-                    file.write(tflite_content(model, precision, calibration if precision == "int8" else None))
+                paths[f"{family} {precision}"] = convert(family, model, precision, size, ours=ours)
         order = ["ours fp32", "kimm fp32", "kimm + our fusion fp32", "ours int8", "kimm int8"]
         timed = benchmark_interleaved({name: (paths[name], 1) for name in order}, args.rounds, args.runs)
         results = {name: {"median_ms": r.median_ms, "p5_ms": r.p5_ms, "p95_ms": r.p95_ms}
@@ -99,7 +91,7 @@ def main(argv=None):
               "ours fp32 / (kimm + our fusion) fp32":
                   results["ours fp32"]["median_ms"] / results["kimm + our fusion fp32"]["median_ms"]}
     summary = {"image_size": size, "threads": 1, "rounds": args.rounds, "runs_per_round": args.runs,
-               "machine": platform.processor() or platform.machine(), "results": results, "ratios": ratios,
+               "machine": machine(), "results": results, "ratios": ratios,
                "targets": TARGETS}
     lines = [f"MobileViTv2-0.5 at {size}x{size}, TFLite (ai-edge-litert) XNNPACK, 1 thread, batch 1, "
              f"random weights; median of {args.rounds} rounds x {args.runs} invokes, models taking turns.", "",

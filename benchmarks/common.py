@@ -1,0 +1,67 @@
+"""What the benchmark scripts share: converting models the way their users do, and writing tables."""
+
+import csv
+import io
+import os
+import platform
+import sys
+
+from keras_mobilevitv2.data import make_sample_data
+from keras_mobilevitv2.files import write_text
+from keras_mobilevitv2.preprocessing import PreprocessingConfig
+from mobilevitv2_tflite.convert import batch_one_model, calibration_images, fixed_size_model, tflite_content
+
+
+class Converter:
+    """Writes fp32 / int8 files of Keras models into a folder, int8 calibrated on the digits."""
+
+    def __init__(self, work, calibration_steps=32):
+        self.work, self.calibration_steps = work, calibration_steps
+        digits = os.path.join(work, "digits")
+        if not os.path.isdir(digits):
+            make_sample_data(digits)
+        self.digits = digits
+        self.calibration = {}
+
+    def __call__(self, name, model, precision, size, ours=True, strips="auto"):
+        """``ours``: a model of this package, converted as `mobilevitv2 convert` converts it (``strips`` as its
+        --strips); others as their users would (TFLiteConverter, builtin ops)."""
+        path = os.path.join(self.work, f"{name}_{size}_{precision}_{strips}.tflite".replace(" ", "_"))
+        if precision == "int8" and size not in self.calibration:
+            facts = PreprocessingConfig(input_size=(size, size), input_max=255.0)
+            self.calibration[size] = list(calibration_images(self.digits, facts, (size, size),
+                                                             steps=self.calibration_steps))
+        graph = fixed_size_model(model, precision=precision, strips=strips)[0] if ours \
+            else batch_one_model(model, (size, size))
+        content = tflite_content(graph, precision, self.calibration.get(size))
+        with open(path, "wb") as file:
+            file.write(content)
+        print(f"converted {name} at {size} to {precision}", file=sys.stderr, flush=True)
+        return path
+
+
+def write_csv(rows, path):
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, text.getvalue())
+
+
+def machine():
+    """The processor, cores, OS and Python of this machine, in a line."""
+    processor = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
+            processor = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{processor}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+
+
+def markdown_table(rows):
+    """The lines of a Markdown table of dict rows (large integers with thousands separators)."""
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]
+    lines += ["| " + " | ".join(f"{v:,}" if isinstance(v, int) and v > 9999 else str(v) for v in r.values()) + " |"
+              for r in rows]
+    return lines
