@@ -51,14 +51,19 @@ def _matrix_and_bias(layer):
     return kernel, bias
 
 
+def _layer_nodes(model):
+    """The layer calls of a Keras 3 functional model, each after the calls it reads from."""
+    by_depth = model._nodes_by_depth  # noqa: SLF001 - Keras 3 keeps the graph here
+    return [node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]
+            if node.operation is not None and not node.is_input]
+
+
 def _consumers(model):
     """The layers that read each tensor of a Keras 3 functional model, by tensor id."""
     consumers = collections.defaultdict(list)
-    for nodes in model._nodes_by_depth.values():  # noqa: SLF001 - Keras 3 keeps the graph here
-        for node in nodes:
-            if node.operation is not None:
-                for tensor in node.input_tensors:
-                    consumers[id(tensor)].append(node.operation)
+    for node in _layer_nodes(model):
+        for tensor in node.input_tensors:
+            consumers[id(tensor)].append(node.operation)
     return consumers
 
 
@@ -172,20 +177,12 @@ def _high_resolution_prefix(model):
     Returns ``(nodes, cut)``: the prefix's nodes in order and the tensor that
     ends it, or ``([], None)`` when the model does not start with local layers.
     """
-    consumers = collections.Counter()
-    order = []
-    for depth in sorted(model._nodes_by_depth, reverse=True):  # noqa: SLF001 - Keras 3 keeps the graph here
-        for node in model._nodes_by_depth[depth]:  # noqa: SLF001
-            if node.operation is None or node.is_input:
-                continue
-            order.append(node)
-            for tensor in node.input_tensors:
-                consumers[id(tensor)] += 1
     if len(model.inputs) != 1:
         return [], None
-    live = {id(model.inputs[0]): consumers[id(model.inputs[0])]}
+    readers = {tensor: len(layers) for tensor, layers in _consumers(model).items()}
+    live = {id(model.inputs[0]): readers.get(id(model.inputs[0]), 0)}  # tensor id -> readers still to come
     prefix, best = [], ([], None)
-    for node in order:
+    for node in _layer_nodes(model):
         if not _is_local(node.operation) or any(id(t) not in live for t in node.input_tensors) \
                 or len(node.outputs) != 1:
             break
@@ -194,7 +191,7 @@ def _high_resolution_prefix(model):
             if not live[id(tensor)]:
                 del live[id(tensor)]
         output = node.outputs[0]
-        live[id(output)] = consumers[id(output)]
+        live[id(output)] = readers.get(id(output), 0)
         prefix.append(node)
         if list(live) == [id(output)]:
             best = (list(prefix), output)
