@@ -99,13 +99,8 @@ public final class Json {
             String key = string();
             expect(':');
             map.put(key, value());
-            char c = peek();
-            position++;
-            if (c == '}') {
+            if (closes('}')) {
                 return map;
-            }
-            if (c != ',') {
-                throw error("expected ',' or '}'");
             }
         }
     }
@@ -119,15 +114,23 @@ public final class Json {
         }
         while (true) {
             list.add(value());
-            char c = peek();
-            position++;
-            if (c == ']') {
+            if (closes(']')) {
                 return list;
             }
-            if (c != ',') {
-                throw error("expected ',' or ']'");
-            }
         }
+    }
+
+    /** After a member or element: true at the closing {@code close}, false after a comma. */
+    private boolean closes(char close) {
+        char c = peek();
+        position++;
+        if (c == close) {
+            return true;
+        }
+        if (c != ',') {
+            throw error("expected ',' or '" + close + "'");
+        }
+        return false;
     }
 
     private String string() {
