@@ -18,6 +18,7 @@ Keras tensor and build under whichever Keras package made that tensor.
 import functools
 import types
 
+import numpy as np
 import tensorflow as tf
 
 from . import backend
@@ -43,6 +44,15 @@ def _resize_bilinear(x, size, align_corners):
     return tf.cast(resized, x.dtype)
 
 
+def adaptive_pooling_matrix(size, bins):
+    """``[bins, size]``: row i averages PyTorch's adaptive-pooling bin i of an axis of ``size`` (float64)."""
+    matrix = np.zeros((bins, size))
+    for i in range(bins):
+        start, stop = i * size // bins, -(-(i + 1) * size // bins)
+        matrix[i, start:stop] = 1.0 / (stop - start)
+    return matrix
+
+
 @functools.cache
 def layers_for(keras_module="keras"):
     """The layer classes, built on the chosen Keras package (see ``backend``)."""
@@ -60,7 +70,8 @@ def layers_for(keras_module="keras"):
         """
 
         def __init__(self, rescale=1.0 / 255.0, input_size=(256, 256), crop_fraction=0.888,
-                     interpolation="bicubic", class_names=None, architecture=None, **kwargs):
+                     interpolation="bicubic", class_names=None, architecture=None, task="classification",
+                     head=None, **kwargs):
             super().__init__(**kwargs)
             self.rescale = float(rescale)
             self.input_size = tuple(int(s) for s in input_size)
@@ -68,6 +79,8 @@ def layers_for(keras_module="keras"):
             self.interpolation = str(interpolation)
             self.class_names = None if class_names is None else [str(c) for c in class_names]
             self.architecture = architecture
+            self.task = str(task)
+            self.head = None if head is None else dict(head)
 
         def call(self, inputs):
             if self.rescale == 1.0:
@@ -83,6 +96,8 @@ def layers_for(keras_module="keras"):
                 interpolation=self.interpolation,
                 class_names=self.class_names,
                 architecture=self.architecture,
+                task=self.task,
+                head=self.head,
             )
             return config
 
@@ -174,6 +189,60 @@ def layers_for(keras_module="keras"):
         def get_config(self):
             config = super().get_config()
             config.update(align_corners=self.align_corners)
+            return config
+
+    @register
+    class AdaptiveAveragePooling(keras.layers.Layer):
+        """PyTorch's ``AdaptiveAvgPool2d(bins)``: ``[B, H, W, C]`` -> ``[B, bins, bins, C]``.
+
+        Bin i of an axis of size n averages rows floor(i n / bins) to
+        ceil((i + 1) n / bins) - 1, so bins overlap when they do not divide the
+        map (3 and 6 bins on a 32x32 map): pooling along each axis is a product
+        with a constant averaging matrix, exact at any size.
+        """
+
+        def __init__(self, bins=1, **kwargs):
+            super().__init__(**kwargs)
+            self.bins = int(bins)
+
+        def _matrix(self, size, dtype):
+            if isinstance(size, int):
+                return tf.constant(adaptive_pooling_matrix(size, self.bins), dtype)
+            index = tf.range(self.bins)
+            start = index * size // self.bins
+            stop = ((index + 1) * size + self.bins - 1) // self.bins
+            positions = tf.range(size)[tf.newaxis]
+            inside = (positions >= start[:, tf.newaxis]) & (positions < stop[:, tf.newaxis])
+            return tf.cast(inside, dtype) / tf.cast(stop - start, dtype)[:, tf.newaxis]
+
+        def call(self, inputs):
+            height, width = _static_or_dynamic_dims(inputs, (1, 2))
+            rows = tf.einsum("oh,bhwc->bowc", self._matrix(height, inputs.dtype), inputs)
+            return tf.einsum("pw,bowc->bopc", self._matrix(width, inputs.dtype), rows)
+
+        def get_config(self):
+            config = super().get_config()
+            config.update(bins=self.bins)
+            return config
+
+    @register
+    class ResizeTo(keras.layers.Layer):
+        """Resizes bilinearly to a fixed ``size`` (height, width): a segmentation model's final upsampling
+        when its input size is fixed (``ResizeLike`` on the input otherwise)."""
+
+        def __init__(self, size, align_corners=True, **kwargs):
+            super().__init__(**kwargs)
+            self.size = tuple(int(s) for s in size)
+            self.align_corners = bool(align_corners)
+
+        def call(self, inputs):
+            if tuple(inputs.shape[1:3]) == self.size:
+                return inputs
+            return _resize_bilinear(inputs, list(self.size), self.align_corners)
+
+        def get_config(self):
+            config = super().get_config()
+            config.update(size=list(self.size), align_corners=self.align_corners)
             return config
 
     @register
@@ -293,6 +362,8 @@ def layers_for(keras_module="keras"):
         FoldPatches=FoldPatches,
         SeparableAttention=SeparableAttention,
         MultiHeadPatchAttention=MultiHeadPatchAttention,
+        AdaptiveAveragePooling=AdaptiveAveragePooling,
+        ResizeTo=ResizeTo,
     )
 
 
@@ -305,6 +376,8 @@ UnfoldPatches = _keras3.UnfoldPatches
 FoldPatches = _keras3.FoldPatches
 SeparableAttention = _keras3.SeparableAttention
 MultiHeadPatchAttention = _keras3.MultiHeadPatchAttention
+AdaptiveAveragePooling = _keras3.AdaptiveAveragePooling
+ResizeTo = _keras3.ResizeTo
 
 
 # ---------------------------------------------------------------------------
@@ -326,12 +399,16 @@ def _conv_initializer(keras, fan_out=None, filters=None):
 
 
 def conv_norm_act(x, filters, kernel_size=1, strides=1, depthwise=False, use_norm=True,
-                  activation="swish", use_bias=None, name="conv"):
+                  activation="swish", use_bias=None, dilation_rate=1, name="conv"):
     """Convolution (+ BatchNorm) (+ SiLU) with PyTorch's symmetric padding.
 
     Layers are named ``{name}_conv``, ``{name}_bn``, ``{name}_act`` (and
-    ``{name}_pad`` when a strided convolution needs explicit padding).
+    ``{name}_pad`` when a strided convolution needs explicit padding). A dilated
+    convolution has stride 1 here, where Keras' "same" is PyTorch's padding of
+    ``(k - 1) // 2 * dilation_rate`` on each side.
     """
+    if dilation_rate > 1 and strides > 1:
+        raise ValueError(f"{name}: a convolution is either strided or dilated, not both")
     layers = _layers_of(x)
     keras = layers.keras
     if use_bias is None:
@@ -343,11 +420,11 @@ def conv_norm_act(x, filters, kernel_size=1, strides=1, depthwise=False, use_nor
         padding = "valid"
     if depthwise:
         x = keras.layers.DepthwiseConv2D(
-            kernel_size, strides=strides, padding=padding, use_bias=use_bias,
+            kernel_size, strides=strides, padding=padding, use_bias=use_bias, dilation_rate=dilation_rate,
             depthwise_initializer=_conv_initializer(keras), name=f"{name}_conv")(x)
     else:
         x = keras.layers.Conv2D(
-            filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias,
+            filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias, dilation_rate=dilation_rate,
             kernel_initializer=_conv_initializer(keras), name=f"{name}_conv")(x)
     if use_norm:
         x = keras.layers.BatchNormalization(
@@ -366,15 +443,16 @@ def make_divisible(value, divisor=8, min_value=None):
     return int(rounded)
 
 
-def inverted_residual(x, filters, strides=1, expansion=2.0, name="inverted_residual"):
-    """MobileNetV2's block: 1x1 expand, 3x3 depthwise, 1x1 project; residual when shapes allow."""
+def inverted_residual(x, filters, strides=1, expansion=2.0, dilation=1, name="inverted_residual"):
+    """MobileNetV2's block: 1x1 expand, 3x3 depthwise (dilated in dense-prediction backbones), 1x1 project;
+    residual when shapes allow."""
     keras = _layers_of(x).keras
     in_channels = x.shape[-1]
     hidden = make_divisible(int(round(in_channels * expansion)), 8)
     shortcut = x
     if expansion != 1:
         x = conv_norm_act(x, hidden, 1, name=f"{name}_expand")
-    x = conv_norm_act(x, hidden, 3, strides=strides, depthwise=True, name=f"{name}_depthwise")
+    x = conv_norm_act(x, hidden, 3, strides=strides, depthwise=True, dilation_rate=dilation, name=f"{name}_depthwise")
     x = conv_norm_act(x, filters, 1, activation=None, name=f"{name}_project")
     if strides == 1 and in_channels == filters:
         x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
@@ -457,15 +535,19 @@ def mobilevit_transformer_layer(x, ffn_dim, num_heads=4, name="transformer"):
     return _transformer_layer(x, ffn_dim, norm, attention, name)
 
 
-def mobilevitv2_block(x, attention_dim, num_layers, ffn_dim=None, patch_size=2, name="mobilevitv2_block"):
+def mobilevitv2_block(x, attention_dim, num_layers, ffn_dim=None, patch_size=2, dilation=1,
+                      name="mobilevitv2_block"):
     """MobileViTv2 block: local depthwise + 1x1 conv, separable-attention transformer over
     unfolded patches, fold, 1x1 projection back to the input channels. No skip around it.
+
+    ``dilation`` dilates the local depthwise convolution only, as the official
+    dense-prediction backbones do; the patches stay 2x2.
     """
     layers = _layers_of(x)
     channels = x.shape[-1]
     ffn_dim = ffn_dim or int(2 * attention_dim // 16 * 16)
     x = layers.ResizeToMultiple(patch_size, align_corners=True, name=f"{name}_resize")(x)
-    x = conv_norm_act(x, channels, 3, depthwise=True, name=f"{name}_local_dw")
+    x = conv_norm_act(x, channels, 3, depthwise=True, dilation_rate=dilation, name=f"{name}_local_dw")
     local = _pointwise(x, attention_dim, use_bias=False, name=f"{name}_local_pw_conv")
     tokens = layers.UnfoldPatches(patch_size, name=f"{name}_unfold")(local)
     for index in range(num_layers):

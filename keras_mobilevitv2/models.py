@@ -1,10 +1,14 @@
-"""Model builders in the style of ``keras.applications``, and the model registry."""
+"""Model builders in the style of ``keras.applications``, and the registry of every task's models."""
 
+import dataclasses
 import os
 
-from . import architectures
-from .layers import conv_norm_act, inverted_residual, layers_for, mobilevit_block, mobilevitv2_block
-from .preprocessing import PREPROCESSING_LAYER, PreprocessingConfig
+from . import architectures, heads
+from .backbone import backbone_features
+from .heads import classifier_head, deeplabv3_head, pspnet_head, upsample_to_input
+from .heads.segmentation import PSP_POOL_SIZES
+from .layers import layers_for
+from .preprocessing import PREPROCESSING_LAYER, PreprocessingConfig, get_preprocessing
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 
@@ -30,33 +34,47 @@ def _mixed_precision(keras):
     return policy.name.startswith("mixed")
 
 
+def _check_class_names(classes, class_names, default_classes):
+    if class_names is None:
+        return classes, None
+    class_names = tuple(str(c) for c in class_names)
+    if classes is None or (classes == default_classes and len(class_names) != default_classes):
+        classes = len(class_names)
+    if len(class_names) != classes:
+        raise ValueError(f"{len(class_names)} class names given for {classes} classes")
+    return classes, class_names
+
+
+def _check_weights_argument(weights):
+    if isinstance(weights, str) and weights in ("imagenet", "voc", "ade20k", "coco"):
+        raise ValueError(
+            f"weights={weights!r} cannot be downloaded here: download an official checkpoint "
+            "and pass its path, or run `mobilevitv2 import-weights`")
+
+
+def _image_input(keras, input_shape, input_tensor, default_size):
+    input_shape = _input_shape(input_shape, input_tensor, default_size)
+    inputs = keras.layers.Input(shape=input_shape, name="image") if input_tensor is None else input_tensor
+    return inputs, input_shape
+
+
 def build_model(architecture, input_shape=None, include_top=True, weights=None, input_tensor=None,
                 classes=1000, pooling=None, classifier_activation="softmax", include_preprocessing=True,
                 class_names=None, name=None, keras_module="keras"):
-    """Builds the network an ``Architecture`` describes. The public builders call this."""
+    """Builds the classification network an ``Architecture`` describes: backbone + classifier head.
+
+    The public builders (``MobileViTv2``, ``MobileViT``, ``create_model``) call this.
+    """
     if isinstance(architecture, str):
         architecture = architectures.get_architecture(architecture)
-    if class_names is not None:
-        class_names = tuple(str(c) for c in class_names)
-        if classes == 1000 and len(class_names) != 1000:
-            classes = len(class_names)
-        if len(class_names) != classes:
-            raise ValueError(f"{len(class_names)} class names given for {classes} classes")
+    classes, class_names = _check_class_names(classes, class_names, 1000)
     if pooling not in (None, "avg", "max"):
         raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
-    if isinstance(weights, str) and weights == "imagenet":
-        raise ValueError(
-            "weights='imagenet' cannot be downloaded here: download an official checkpoint "
-            "and pass its path, or run `mobilevitv2 import-weights`")
+    _check_weights_argument(weights)
 
     layers = layers_for(keras_module)
     keras = layers.keras
-    input_shape = _input_shape(input_shape, input_tensor, architecture.input_size)
-    if input_tensor is None:
-        inputs = keras.layers.Input(shape=input_shape, name="image")
-    else:
-        inputs = input_tensor
-
+    inputs, input_shape = _image_input(keras, input_shape, input_tensor, architecture.input_size)
     facts = PreprocessingConfig(
         input_size=tuple(s or architecture.input_size for s in input_shape[:2]),
         crop_fraction=architecture.crop_fraction,
@@ -66,37 +84,9 @@ def build_model(architecture, input_shape=None, include_top=True, weights=None, 
         architecture=architecture.name,
     )
     x = layers.Preprocessing(**facts.layer_config(), name=PREPROCESSING_LAYER)(inputs)
-
-    x = conv_norm_act(x, architecture.stem_channels, 3, strides=2, name="stem")
-    for stage_index, stage in enumerate(architecture.stages, start=1):
-        prefix = f"layer{stage_index}"
-        if isinstance(stage, architectures.InvertedResidualStage):
-            for block in range(stage.num_blocks):
-                x = inverted_residual(x, stage.channels, stage.strides if block == 0 else 1,
-                                      stage.expansion, name=f"{prefix}_{block}")
-            continue
-        x = inverted_residual(x, stage.channels, stage.strides, stage.expansion, name=f"{prefix}_0")
-        if architecture.family == "mobilevitv2":
-            x = mobilevitv2_block(x, stage.attention_dim, stage.num_layers, stage.ffn_dim,
-                                  architecture.patch_size, name=f"{prefix}_1")
-        else:
-            x = mobilevit_block(x, stage.attention_dim, stage.num_layers, stage.ffn_dim,
-                                stage.num_heads, architecture.patch_size, name=f"{prefix}_1")
-    if architecture.head_channels:
-        x = conv_norm_act(x, architecture.head_channels, 1, name="head")
-
-    if include_top:
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if architecture.classifier_dropout:
-            x = keras.layers.Dropout(architecture.classifier_dropout, name="dropout")(x)
-        x = keras.layers.Dense(
-            classes, activation=classifier_activation, name="predictions",
-            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
-            dtype="float32" if _mixed_precision(keras) else None)(x)  # logits stay float32
-    elif pooling == "avg":
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    elif pooling == "max":
-        x = keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+    features = backbone_features(x, architecture)
+    x = classifier_head(features, architecture, include_top, classes, pooling, classifier_activation,
+                        logits_dtype="float32" if _mixed_precision(keras) else None)
 
     if input_tensor is not None:
         inputs = keras.utils.get_source_inputs(input_tensor)
@@ -105,6 +95,79 @@ def build_model(architecture, input_shape=None, include_top=True, weights=None, 
     if weights is not None:
         load_weights(model, weights)
     return model
+
+
+def build_segmenter(name, input_shape=None, classes=None, output_stride=None, atrous_rates=None, pool_sizes=None,
+                    channels=None, dropout=0.1, aux_head=False, align_corners=None, weights=None,
+                    input_tensor=None, include_preprocessing=True, class_names=None, keras_module="keras",
+                    model_name=None):
+    """A segmentation model of the registry (``deeplabv3_mobilevitv2_050`` ...): backbone + DeepLabv3 or
+    PSPNet head + bilinear upsampling of the logits to the input size.
+
+    Every setting left None takes the registry's default for that model (the
+    official PASCAL VOC configuration). The model outputs NHWC logits at the
+    input's resolution; with ``aux_head`` (training) it outputs
+    ``{"logits": ..., "aux_logits": ...}``, the auxiliary logits at P4's resolution.
+    """
+    entry = get_entry(name)
+    if entry.task != "segmentation":
+        raise ValueError(f"{name} is a {entry.task} model, not a segmentation model")
+    defaults = dict(entry.defaults)
+    architecture = architectures.get_architecture(entry.architecture)
+    classes, class_names = _check_class_names(classes, class_names, None)
+    settings = {"model": entry.name, "output_stride": output_stride or defaults["output_stride"],
+                "channels": channels or defaults["channels"], "dropout": float(dropout),
+                "align_corners": defaults["align_corners"] if align_corners is None else bool(align_corners)}
+    if entry.head == "deeplabv3":
+        settings["atrous_rates"] = [int(r) for r in (atrous_rates or defaults["atrous_rates"])]
+    else:
+        settings["pool_sizes"] = [int(p) for p in (pool_sizes or defaults["pool_sizes"])]
+    classes = int(classes or defaults["classes"])
+    _check_weights_argument(weights)
+
+    layers = layers_for(keras_module)
+    keras = layers.keras
+    inputs, input_shape = _image_input(keras, input_shape, input_tensor, defaults["input_size"])
+    facts = PreprocessingConfig(
+        input_size=tuple(s or defaults["input_size"] for s in input_shape[:2]), crop_fraction=1.0,
+        interpolation=architecture.interpolation, input_max=255.0 if include_preprocessing else 1.0,
+        class_names=class_names, architecture=architecture.name, task="segmentation", head=settings)
+    x = layers.Preprocessing(**facts.layer_config(), name=PREPROCESSING_LAYER)(inputs)
+    features = backbone_features(x, architecture, settings["output_stride"])
+    logits_dtype = "float32" if _mixed_precision(keras) else None
+    if entry.head == "deeplabv3":
+        logits = deeplabv3_head(features, classes, settings["atrous_rates"], settings["channels"], dropout,
+                                logits_dtype)
+    else:
+        logits = pspnet_head(features, classes, settings["pool_sizes"], settings["channels"], dropout,
+                             logits_dtype)
+    outputs = upsample_to_input(logits, inputs, settings["align_corners"])
+    if aux_head:
+        outputs = {"logits": outputs, "aux_logits": heads.aux_head(features, classes, dropout, logits_dtype)}
+
+    if input_tensor is not None:
+        inputs = keras.utils.get_source_inputs(input_tensor)
+    model = keras.Model(inputs, outputs, name=model_name or entry.name)
+    if weights is not None:
+        load_weights(model, weights)
+    return model
+
+
+def create_backbone(name, output_stride=32, input_shape=None, include_preprocessing=True, keras_module="keras"):
+    """The backbone of a zoo architecture alone: a model whose output is its feature maps by level,
+    ``{"P1": ..., "P5": ...}`` (see ``backbone.feature_strides`` for their strides)."""
+    architecture = architectures.get_architecture(get_entry(name).architecture)
+    layers = layers_for(keras_module)
+    keras = layers.keras
+    inputs, input_shape = _image_input(keras, input_shape, None, architecture.input_size)
+    facts = PreprocessingConfig(
+        input_size=tuple(s or architecture.input_size for s in input_shape[:2]),
+        crop_fraction=architecture.crop_fraction, interpolation=architecture.interpolation,
+        input_max=255.0 if include_preprocessing else 1.0, architecture=architecture.name, task="backbone",
+        head={"output_stride": int(output_stride)})
+    x = layers.Preprocessing(**facts.layer_config(), name=PREPROCESSING_LAYER)(inputs)
+    return keras.Model(inputs, backbone_features(x, architecture, output_stride),
+                       name=f"{architecture.name}_backbone")
 
 
 def load_weights(model, path):
@@ -160,11 +223,126 @@ def MobileViT(variant="xxs", input_shape=None, include_top=True, weights=None, i
         classes, pooling, classifier_activation, include_preprocessing, class_names, name, keras_module)
 
 
-def list_models():
-    """The names ``create_model`` takes."""
-    return list(architectures.ARCHITECTURES)
+# ---------------------------------------------------------------------------
+# The registry: every model name, its task, backbone, head and default settings.
+# ---------------------------------------------------------------------------
+
+TASKS = ("classification", "segmentation")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    task: str
+    architecture: str  # the backbone's zoo name
+    head: str  # "classifier", "deeplabv3" or "pspnet"
+    defaults: tuple = ()  # (setting, value) pairs: the official configuration
+
+    @property
+    def default_settings(self):
+        return dict(self.defaults)
+
+
+# Official segmentation configurations (cvnets): MobileViTv2 on PASCAL VOC (OS 16, ASPP / PSP 512);
+# MobileViT v1's released DeepLabv3 models (cvnets v0.1: OS 16, ASPP 256, upsampling without align_corners).
+_SEGMENTATION_DEFAULTS = {
+    ("mobilevitv2", "deeplabv3"): dict(classes=21, output_stride=16, atrous_rates=(6, 12, 18), channels=512,
+                                       align_corners=True, input_size=512),
+    ("mobilevitv2", "pspnet"): dict(classes=21, output_stride=16, pool_sizes=PSP_POOL_SIZES, channels=512,
+                                    align_corners=True, input_size=512),
+    ("mobilevit", "deeplabv3"): dict(classes=21, output_stride=16, atrous_rates=(6, 12, 18), channels=256,
+                                     align_corners=False, input_size=512),
+}
+
+
+def _registry():
+    entries = [ModelEntry(name, "classification", name, "classifier") for name in architectures.ARCHITECTURES]
+    for (family, head), defaults in _SEGMENTATION_DEFAULTS.items():
+        for architecture in architectures.ARCHITECTURES.values():
+            if architecture.family == family:
+                entries.append(ModelEntry(f"{head}_{architecture.name}", "segmentation", architecture.name, head,
+                                          tuple(defaults.items())))
+    return {entry.name: entry for entry in entries}
+
+
+REGISTRY = _registry()
+
+
+def get_entry(name):
+    """The registry entry of a model name; ValueError naming the known ones otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(REGISTRY)}") from None
+
+
+def list_models(task="classification"):
+    """The names ``create_model`` takes for a task ("classification", "segmentation"); all of them for None."""
+    if task is not None and task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
+    return [name for name, entry in REGISTRY.items() if task is None or entry.task == task]
 
 
 def create_model(name, **kwargs):
-    """Builds a model of the zoo by name (see ``list_models``); keyword arguments as ``MobileViTv2``."""
-    return build_model(architectures.get_architecture(name), **kwargs)
+    """Builds a model of the registry by name (see ``list_models``).
+
+    Classification models take the keywords of ``MobileViTv2`` (``input_shape``,
+    ``classes``, ``include_top``, ...); segmentation models those of
+    ``build_segmenter`` (``input_shape``, ``classes``, ``output_stride``,
+    ``atrous_rates`` or ``pool_sizes``, ``aux_head``, ...).
+    """
+    entry = get_entry(name)
+    if entry.task == "segmentation":
+        return build_segmenter(name, **kwargs)
+    return build_model(architectures.get_architecture(entry.architecture), **kwargs)
+
+
+def model_settings(model):
+    """``(name, keyword arguments)`` that rebuild ``model`` with ``create_model`` (weights aside)."""
+    facts = get_preprocessing(model)
+    common = dict(include_preprocessing=facts.input_max == 255.0, class_names=facts.class_names)
+    if facts.task == "segmentation":
+        head = dict(facts.head)
+        name = head.pop("model")
+        outputs = model.output if isinstance(model.output, dict) else {"logits": model.output}
+        return name, dict(common, classes=outputs["logits"].shape[-1], aux_head="aux_logits" in outputs, **head)
+    if facts.task != "classification" or not facts.architecture:
+        raise ValueError(f"model {model.name!r} does not say how it was built, so it cannot be rebuilt")
+    return facts.architecture, dict(common, classes=model.output_shape[-1], classifier_activation=None)
+
+
+def copy_weights(target, source, skip=()):
+    """Copies the weights of ``source``'s layers into ``target``'s layers of the same names.
+
+    Layers of ``target`` named in ``skip`` keep their weights. Raises ValueError
+    listing the layers that are missing from ``source`` or differ in shape; nothing
+    is copied then.
+    """
+    assignments, problems = [], []
+    for layer in target.layers:
+        if not layer.weights or layer.name in skip:
+            continue
+        try:
+            values = source.get_layer(layer.name).get_weights()
+        except ValueError:
+            problems.append(f"{layer.name}: not in the source model")
+            continue
+        shapes = [tuple(v.shape) for v in values]
+        if shapes != [tuple(w.shape) for w in layer.weights]:
+            problems.append(f"{layer.name}: source {shapes}, model {[tuple(w.shape) for w in layer.weights]}")
+            continue
+        assignments.append((layer, values))
+    if problems:
+        raise ValueError("; ".join(problems[:5]) + (f"; ... ({len(problems) - 5} more)" if len(problems) > 5 else ""))
+    for layer, values in assignments:
+        layer.set_weights(values)
+
+
+def rebuild_model(model, input_shape=None, keras_module="keras", **changes):
+    """``model`` built again by the registry with its weights: at another ``input_shape``, under
+    another Keras, or with ``changes`` to its settings (``aux_head=False`` for inference, ...)."""
+    name, settings = model_settings(model)
+    settings.update(changes)
+    rebuilt = create_model(name, input_shape=input_shape, keras_module=keras_module, **settings)
+    copy_weights(rebuilt, model)
+    return rebuilt

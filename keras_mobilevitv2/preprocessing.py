@@ -21,7 +21,11 @@ class PreprocessingConfig:
     input_max: the value of a white pixel in the model's input, 255.0 when the
         model scales inside (``include_preprocessing=True``), 1.0 otherwise.
     class_names: the names of the classifier's outputs, or None.
-    architecture: the model's name in the zoo (``mobilevitv2_050`` ...), or None.
+    architecture: the backbone's name in the zoo (``mobilevitv2_050`` ...), or None.
+    task: "classification", "segmentation" or "detection".
+    head: for the dense tasks, the registry name and head settings the model was
+        built with (``{"model": "deeplabv3_mobilevitv2_050", "output_stride": 16, ...}``),
+        so that it can be rebuilt at another size; None for classifiers.
     """
 
     input_size: tuple = (256, 256)
@@ -30,6 +34,8 @@ class PreprocessingConfig:
     input_max: float = 255.0
     class_names: tuple | None = None
     architecture: str | None = None
+    task: str = "classification"
+    head: dict | None = None
 
     @property
     def resize_size(self):
@@ -46,7 +52,8 @@ class PreprocessingConfig:
         """Keyword arguments of the ``Preprocessing`` layer that carries these facts."""
         return dict(
             rescale=1.0 / self.input_max, input_size=self.input_size, crop_fraction=self.crop_fraction,
-            interpolation=self.interpolation, class_names=self.class_names, architecture=self.architecture)
+            interpolation=self.interpolation, class_names=self.class_names, architecture=self.architecture,
+            task=self.task, head=self.head)
 
     @classmethod
     def from_layer(cls, layer):
@@ -54,7 +61,7 @@ class PreprocessingConfig:
             input_size=tuple(layer.input_size), crop_fraction=layer.crop_fraction,
             interpolation=layer.interpolation, input_max=round(1.0 / layer.rescale, 6),
             class_names=None if layer.class_names is None else tuple(layer.class_names),
-            architecture=layer.architecture)
+            architecture=layer.architecture, task=layer.task, head=layer.head)
 
 
 def get_preprocessing(model):

@@ -130,15 +130,17 @@ def batch_one_model(model, size):
 def fixed_size_model(model, image_size=None, precision="fp32", strips="auto"):
     """The graph ``convert`` converts: the model with a batch-1 input of ``image_size`` (default: its own).
 
-    A model built for another size is rebuilt from the zoo at this size with the
-    same weights: every layer of these models works at any size. A
-    quantization-aware model converts at the size it was fine-tuned at. A Keras 3
-    model's graph is rewritten for ``precision`` (``graph.rewrite_for_conversion``:
-    1x1 convolutions fused, large inputs' first stages in ``strips`` row strips;
-    the same function with less work). Returns ``(model, GraphRewrites)``.
+    A model built for another size, or with training-only outputs (a segmentation
+    model's auxiliary head), is rebuilt by the registry at this size with the same
+    weights: every layer of these models works at any size. A quantization-aware
+    model converts at the size it was fine-tuned at. A Keras 3 model's graph is
+    rewritten for ``precision`` (``graph.rewrite_for_conversion``: 1x1
+    convolutions fused, large inputs' first stages in ``strips`` row strips; the
+    same function with less work). Returns ``(model, GraphRewrites)``.
     """
-    from keras_mobilevitv2 import create_model, get_preprocessing
+    from keras_mobilevitv2 import get_preprocessing
     from keras_mobilevitv2.backend import keras_module_name
+    from keras_mobilevitv2.models import rebuild_model
 
     facts = get_preprocessing(model)
     height, width = model.input_shape[1:3]
@@ -150,17 +152,16 @@ def fixed_size_model(model, image_size=None, precision="fp32", strips="auto"):
         target = tuple(facts.input_size)
     if min(target) < 32:
         raise ConversionError(f"image size {target} is too small: these models need at least 32x32")
-    if (height, width) != target:
+    training_outputs = isinstance(model.output, dict)
+    if (height, width) != target or training_outputs:
         if is_quantization_aware(model):
             raise ConversionError(f"a quantization-aware model converts at the size it was fine-tuned at, "
                                   f"{height}x{width}, not {target[0]}x{target[1]}")
-        if not facts.architecture:
-            raise ConversionError("the model does not say its architecture, so it cannot be resized")
-        rebuilt = create_model(facts.architecture, input_shape=(*target, 3), classes=model.output_shape[-1],
-                               class_names=facts.class_names, classifier_activation=None,
-                               include_preprocessing=facts.input_max == 255.0)
-        rebuilt.set_weights(model.get_weights())
-        model = rebuilt
+        try:
+            model = rebuild_model(model, input_shape=(*target, 3),
+                                  **({"aux_head": False} if facts.task == "segmentation" else {}))
+        except ValueError as error:
+            raise ConversionError(f"cannot rebuild the model at {target[0]}x{target[1]}: {error}") from None
     rewrites = GraphRewrites()
     if keras_module_name(model) == "keras" and not is_quantization_aware(model):
         try:

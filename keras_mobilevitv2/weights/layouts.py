@@ -1,8 +1,9 @@
 """Where each Keras layer's weights stand in the official (cvnets) and timm checkpoints.
 
-Keras layers are named after where they sit (``layer3_1_transformer0_attn_key``);
-``torch_prefix`` turns such a name into the key prefix of the same weights in a
-checkpoint of the given layout, for MobileViTv2 and MobileViT v1 alike.
+Keras layers are named after where they sit (``layer3_1_transformer0_attn_key``,
+``aspp_atrous1_conv``); ``torch_prefix`` turns such a name into the key prefix of
+the same weights in a checkpoint of the given layout, for MobileViTv2 and
+MobileViT v1 alike, classification and segmentation.
 """
 
 import re
@@ -87,12 +88,65 @@ def _stage_prefix(layout, stage, block):
     return f"stages.{stage - 1}.{block}"
 
 
-def torch_prefix(layer_name, layout, family, num_transformer_layers=None):
+_BACKBONE_LAYER = re.compile(r"(stem|layer\d+)_.+")
+_SEGMENTATION_LAYER = re.compile(r"(aspp_1x1|aspp_atrous\d+|aspp_pool|aspp_project|psp_branch\d+|psp_fusion|aux)_(conv|bn)")
+
+
+def is_backbone_layer(layer_name):
+    """True for the layers of the shared backbone (stem and stages), whatever the task."""
+    return bool(_BACKBONE_LAYER.fullmatch(layer_name))
+
+
+def segmentation_head_prefix(layer_name, head):
+    """The cvnets key prefix of a segmentation head layer (``seg_head.aspp.aspp_layer.convs.0.block.conv``).
+
+    ``head``: ``{"atrous_rates": [...]}`` or ``{"pool_sizes": [...]}`` of the model, and
+    ``legacy_classifier`` for cvnets v0.1's checkpoints (MobileViT v1's DeepLabv3), whose
+    classifier sits one level deeper.
+    """
+    if layer_name == "seg_classifier":
+        return "seg_head.classifier.classifier.block.conv" if head.get("legacy_classifier") \
+            else "seg_head.classifier.block.conv"
+    if layer_name == "aux_classifier":
+        return "seg_head.aux_head.2.block.conv"
+    match = _SEGMENTATION_LAYER.fullmatch(layer_name)
+    if not match:
+        raise KeyError(layer_name)
+    part, kind = match[1], _CONV_NORM["cvnets"][match[2]]
+    aspp = "seg_head.aspp.aspp_layer"
+    if part == "aspp_1x1":
+        return f"{aspp}.convs.0.{kind}"
+    if part.startswith("aspp_atrous"):
+        return f"{aspp}.convs.{int(part[len('aspp_atrous'):])}.{kind}"
+    if part == "aspp_pool":
+        return f"{aspp}.convs.{len(head['atrous_rates']) + 1}.aspp_pool.conv_1x1.{kind}"
+    if part == "aspp_project":
+        return f"{aspp}.project.{kind}"
+    if part.startswith("psp_branch"):
+        index = list(head["pool_sizes"]).index(int(part[len("psp_branch"):]))
+        return f"seg_head.psp_layer.psp_branches.{index}.1.{kind}"
+    if part == "psp_fusion":
+        return f"seg_head.psp_layer.fusion.0.{kind}"
+    return f"seg_head.aux_head.0.{kind}"
+
+
+def torch_prefix(layer_name, layout, family, num_transformer_layers=None, backbone_prefix="", head=None):
     """The checkpoint key prefix of a Keras layer's weights, e.g. ``layer_1.0.block.exp_1x1.block.conv``.
 
     ``num_transformer_layers`` of the layer's block is needed for the block's final
-    norm in the cvnets layout (``global_rep.{L}``).
+    norm in the cvnets layout (``global_rep.{L}``). ``backbone_prefix`` goes before
+    the backbone's keys (``encoder.`` in cvnets' segmentation and detection
+    checkpoints); ``head``: the settings of a segmentation head (see
+    ``segmentation_head_prefix``).
     """
+    if head is not None and not is_backbone_layer(layer_name):
+        if layout != "cvnets":
+            raise KeyError(layer_name)
+        return segmentation_head_prefix(layer_name, head)
+    return backbone_prefix + _classification_prefix(layer_name, layout, family, num_transformer_layers)
+
+
+def _classification_prefix(layer_name, layout, family, num_transformer_layers):
     conv_norm = _CONV_NORM[layout]
     if layer_name in ("stem_conv", "stem_bn", "head_conv", "head_bn"):
         part, kind = layer_name.split("_")
@@ -135,9 +189,25 @@ def torch_prefix(layer_name, layout, family, num_transformer_layers=None):
     raise KeyError(layer_name)
 
 
+# cvnets' dense-prediction models keep the classification backbone under this prefix.
+BACKBONE_PREFIXES = ("", "encoder.")
+
+
 def detect_layout(state_dict):
     """``"cvnets"`` or ``"timm"``, from the keys of a state dict; None if neither."""
-    for layout, marker in LAYOUT_MARKERS.items():
-        if marker in state_dict:
-            return layout
-    return None
+    return next((layout for layout, marker in LAYOUT_MARKERS.items()
+                 if any(prefix + marker in state_dict for prefix in BACKBONE_PREFIXES)), None)
+
+
+def backbone_prefix(state_dict, layout):
+    """What goes before the backbone's keys in a state dict of ``layout``: "" or "encoder."."""
+    return next((prefix for prefix in BACKBONE_PREFIXES if prefix + LAYOUT_MARKERS[layout] in state_dict), "")
+
+
+def checkpoint_task(state_dict):
+    """What a cvnets / timm state dict holds: "classification", "segmentation" or "detection"."""
+    if any(k.startswith("seg_head.") for k in state_dict):
+        return "segmentation"
+    if any(k.startswith(("ssd_heads.", "extra_layers.")) for k in state_dict):
+        return "detection"
+    return "classification"
