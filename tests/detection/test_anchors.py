@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from keras_mobilevitv2.detection.anchors import anchors_per_location, feature_map_sizes, ssd_anchors
-from reference import ssdlite_reference
+from detection_reference import ssdlite_reference
 
 
 def test_anchors_equal_cvnets_priors():

@@ -7,7 +7,7 @@ import keras
 from keras_mobilevitv2.detection.anchors import ssd_anchors
 from keras_mobilevitv2.detection.box_coder import (center_to_corner, corner_to_center, decode, decode_to_corners,
                                                    encode, xyxy_to_yxyx)
-from reference import ssdlite_reference
+from detection_reference import ssdlite_reference
 
 
 def test_decoding_equals_cvnets_in_numpy_and_tensorflow():

@@ -7,7 +7,7 @@ import tensorflow as tf
 import keras
 from keras_mobilevitv2.detection.anchors import ssd_anchors
 from keras_mobilevitv2.detection.postprocess import SSDPostprocess, nms, postprocess, postprocess_numpy, to_pixels
-from reference import ssdlite_reference, unmatched
+from detection_reference import ssdlite_reference, unmatched
 
 
 @pytest.fixture(scope="module")
