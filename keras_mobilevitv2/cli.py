@@ -8,6 +8,22 @@ import sys
 from .files import check_output_path
 
 
+class ImageSizeAction(argparse.Action):
+    """``--image-size S`` (a square) or ``--image-size H W``, stored as (height, width)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if not 1 <= len(values) <= 2:
+            parser.error(f"{option_string} takes one number (a square) or two (height width), got {len(values)}")
+        if any(v < 1 for v in values):
+            parser.error(f"{option_string} must be positive, got {' '.join(map(str, values))}")
+        setattr(namespace, self.dest, (values[0], values[-1]))
+
+
+def _add_image_size(parser, default=None, help="image size: S (square) or H W"):
+    parser.add_argument("--image-size", type=int, nargs="+", action=ImageSizeAction, metavar="SIZE",
+                        default=default, help=help)
+
+
 def _model_table(rows):
     header = f"{'model':<17} {'params':>12} {'GMACs':>7} {'attn GMACs':>10} {'top-1 (paper)':>13}  output"
     lines = [header, "-" * len(header)]
@@ -50,12 +66,15 @@ def cmd_quickstart(args):
 
 
 def cmd_import_weights(args):
-    from .weights import import_checkpoint
+    from .weights.importer import import_checkpoint
 
     model = import_checkpoint(
         args.checkpoint, args.model, args.out, image_size=args.image_size, classes=args.classes,
-        skip_head=args.skip_head, labels=args.labels, overwrite=args.overwrite)
-    print(f"wrote {args.out}: {model.name}, input {model.input_shape}, output {model.output_shape} (logits)")
+        skip_head=args.skip_head, labels=args.labels, overwrite=args.overwrite, output_stride=args.output_stride,
+        atrous_rates=args.atrous_rates)
+    outputs = model.output if isinstance(model.output, dict) else {"logits": model.output}
+    shapes = ", ".join(f"{name} {tuple(tensor.shape)}" for name, tensor in outputs.items())
+    print(f"wrote {args.out}: {model.name}, input {model.input_shape}, outputs {shapes}")
 
 
 def cmd_make_sample_data(args):
@@ -259,10 +278,17 @@ def build_parser():
     weights = commands.add_parser(
         "import-weights", help="official (cvnets) or timm checkpoint -> .keras model")
     weights.add_argument("checkpoint", help=".pt, .pth, .bin or .safetensors")
-    weights.add_argument("--model", required=True, help="zoo name, e.g. mobilevitv2_100")
+    weights.add_argument("--model", required=True,
+                         help="registry name, e.g. mobilevitv2_100 or deeplabv3_mobilevitv2_075")
     weights.add_argument("--out", required=True, help="the .keras file to write")
-    weights.add_argument("--image-size", type=int, default=256)
-    weights.add_argument("--classes", type=int, default=None, help="classes of the new model (default 1000)")
+    _add_image_size(weights, help="input size: S or H W (default: the task's official size, 256 or 512)")
+    weights.add_argument("--classes", type=int, default=None,
+                         help="classes of the new model (default: the checkpoint's)")
+    weights.add_argument("--output-stride", type=int, choices=[8, 16, 32],
+                         help="segmentation: default the official configuration of the checkpoint's dataset "
+                              "(150 classes, ADE20k: 8; 21, PASCAL VOC: 16)")
+    weights.add_argument("--atrous-rates", type=int, nargs=3, metavar="RATE",
+                         help="DeepLabv3's ASPP rates (default with the output stride: 12 24 36 at 8, 6 12 18 at 16)")
     weights.add_argument("--skip-head", action="store_true", help="keep a fresh classifier (for other classes)")
     weights.add_argument("--labels", help="class names: a text file, one per line, or a JSON list")
     weights.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -292,7 +318,7 @@ def build_parser():
     convert.add_argument("--calibration-steps", type=int, default=200)
     convert.add_argument("--io-type", choices=["float32", "uint8", "int8"], default="float32",
                          help="input / output type of an int8 model")
-    convert.add_argument("--image-size", type=int, help="convert at this size (default: the model's)")
+    _add_image_size(convert, help="convert at this size, S or H W (default: the model's)")
     convert.add_argument("--strips", type=_strips, default="auto",
                          help="row strips for the stages before the first attention block, so that their feature "
                               "maps stay in the cache: auto (by map size; none at 256x256 or for int8) or a number "

@@ -6,6 +6,8 @@ import pytest
 import keras
 from keras_mobilevitv2 import layers
 
+from numpy_reference import numpy_resize_bilinear
+
 
 def _apply(layer, *inputs):
     return np.asarray(layer(*inputs))
@@ -90,27 +92,6 @@ def test_one_group_norm_normalises_over_the_whole_sample(rng):
     var = x.var(axis=(1, 2, 3), keepdims=True)
     expected = (x - mean) / np.sqrt(var + 1e-5) * gamma + beta
     np.testing.assert_allclose(_apply(layer, x), expected, rtol=1e-4, atol=1e-4)
-
-
-def numpy_resize_bilinear(x, out_h, out_w, align_corners):
-    """PyTorch's F.interpolate(mode="bilinear") on NHWC, written out."""
-    _, in_h, in_w, _ = x.shape
-
-    def source(out_size, in_size):
-        i = np.arange(out_size, dtype=np.float64)
-        if align_corners:
-            s = i * (in_size - 1) / (out_size - 1) if out_size > 1 else np.zeros_like(i)
-        else:
-            s = np.maximum((i + 0.5) * in_size / out_size - 0.5, 0)
-        lo = np.minimum(np.floor(s).astype(int), in_size - 1)
-        hi = np.minimum(lo + 1, in_size - 1)
-        return lo, hi, s - lo
-
-    y0, y1, fy = source(out_h, in_h)
-    x0, x1, fx = source(out_w, in_w)
-    top = x[:, y0][:, :, x0] * (1 - fx)[None, None, :, None] + x[:, y0][:, :, x1] * fx[None, None, :, None]
-    bottom = x[:, y1][:, :, x0] * (1 - fx)[None, None, :, None] + x[:, y1][:, :, x1] * fx[None, None, :, None]
-    return top * (1 - fy)[None, :, None, None] + bottom * fy[None, :, None, None]
 
 
 @pytest.mark.parametrize("align_corners", [True, False])

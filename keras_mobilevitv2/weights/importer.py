@@ -170,9 +170,7 @@ def load_state_dict(model, state, path="checkpoint", skip_head=False):
     def ignored(key):
         if key.endswith(_IGNORED_SUFFIXES) or (key.startswith(AUX_HEAD_KEYS) and not has_aux):
             return True  # the auxiliary head trains only; a model built without it leaves it out
-        if skip_head:
-            return not _is_backbone_key(key, layout, prefix) if dense else key.startswith(head_prefix + ".")
-        return False
+        return skip_head and not _is_backbone_key(key, layout, prefix)
 
     head_prefix = torch_prefix("predictions", layout, family)
     unexpected = [k for k in state if k not in used and not ignored(k)]
