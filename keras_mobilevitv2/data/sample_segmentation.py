@@ -105,11 +105,13 @@ def _voc_palette():
 def make_segmentation_sample_data(out, overwrite=False, digit_classes=3, train_count=300, val_count=40, seed=0):
     """Writes ``out/{train,val}/{images,masks}/NNNN.{jpg,png}`` and ``out/classes.txt``; returns the counts.
 
-    Classes: ``background`` and the digits 0 .. ``digit_classes`` - 1. Three by default: a
-    mobilevitv2_050 segmenter learns them in minutes on two CPU cores, where ten similar
-    thin shapes need far more steps. Images are 96-160 pixels a side (JPEG), masks palette
-    PNGs of class ids. The same ``seed`` writes the same files. An existing non-empty
-    ``out`` is refused unless ``overwrite``; files are written atomically.
+    Classes: ``background`` and the digits 0 .. ``digit_classes`` - 1. Three by default: each
+    digit class holds about 2% of the pixels, and with three a small network trained from
+    scratch starts separating them within minutes on two CPU cores (a 150k-parameter FCN,
+    "light" augmentation, 128 crops: mIoU 0.23, background only, to 0.44 in four minutes);
+    ten classes split the same few pixels ten ways. Images are 96-160 pixels a side (JPEG),
+    masks palette PNGs of class ids. The same ``seed`` writes the same files. An existing
+    non-empty ``out`` is refused unless ``overwrite``; files are written atomically.
     """
     from PIL import Image
     from sklearn.datasets import load_digits

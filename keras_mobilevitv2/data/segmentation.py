@@ -347,6 +347,8 @@ def scan_segmentation_data(root, split="train", class_names=None, workers=None, 
         if names is not None and layout != "folders" and len(class_names) != len(names):
             raise DataError(f"{root}: {layout} has {len(names)} classes, {len(class_names)} class names given")
         names = tuple(class_names)
+    if names is not None and len(names) > IGNORE_LABEL:
+        raise DataError(f"{root}: {len(names)} classes; at most {IGNORE_LABEL} ({IGNORE_LABEL} is the ignore label)")
     if not pairs:
         first = f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""
         raise DataError(f"{root}: no image and mask pairs found for the {split} split{first}")

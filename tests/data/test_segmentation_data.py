@@ -61,6 +61,9 @@ def make_voc(root, rng):
     (voc / "ImageSets/Segmentation/train.txt").write_text(
         "a\nb\nc\nnoimage\nnomask\nbadsize\nbadlabel\nbroken\n")
     (voc / "ImageSets/Segmentation/val.txt").write_text("d\n")
+    os.makedirs(voc / "list")  # cvnets' train_aug lists: image and mask paths
+    (voc / "list/train_aug.txt").write_text("JPEGImages/b.jpg SegmentationClass/b.png\n"
+                                            "/JPEGImages/c.jpg /SegmentationClass/c.png\n")
     return masks
 
 
@@ -82,9 +85,11 @@ def test_voc_palette_indices_are_classes_and_bad_pairs_are_named(tmp_path, rng, 
     image, mask = load_segmentation_pair(data, 0)
     assert image.shape == (20, 24, 3) and image.dtype == np.uint8 and mask.dtype == np.int32
     np.testing.assert_array_equal(mask, masks["a"])
-    assert segmentation_splits(tmp_path / where) == ("train", "val")
+    assert segmentation_splits(tmp_path / where) == ("train", "train_aug", "val")
     val = scan_segmentation_data(tmp_path / where, "val", progress=False)
     assert len(val) == 1 and not val.skipped
+    train_aug = scan_segmentation_data(tmp_path / where, "train_aug", progress=False)
+    assert [os.path.basename(p) for p in train_aug.mask_paths] == ["b.png", "c.png"]
 
 
 def test_ade20k_ignores_zero_and_shifts_the_rest(tmp_path, rng):
@@ -260,12 +265,10 @@ def test_crops_retry_until_no_class_dominates():
     image = tf.zeros((40, 200, 3))
 
     def balanced_share(max_ratio):
-        lefts = []
-        for seed in range(40):
-            _, crop = random_crop(image, tf.constant(mask), (40, 40), tf.constant([seed, 7]), max_ratio)
-            assert crop.shape == (40, 40)
-            lefts.append(np.mean(crop.numpy() == 0) < 0.75)
-        return np.mean(lefts)
+        crop = tf.function(lambda seed: random_crop(image, tf.constant(mask), (40, 40), seed, max_ratio)[1])
+        crops = [crop(tf.constant([seed, 7])).numpy() for seed in range(40)]
+        assert all(c.shape == (40, 40) for c in crops)
+        return np.mean([np.mean(c == 0) < 0.75 for c in crops])
 
     assert balanced_share(0.75) > 0.6 > 0.4 > balanced_share(1.0)
 
