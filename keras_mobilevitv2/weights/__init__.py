@@ -46,9 +46,15 @@ def extract_state_dict(obj, path="checkpoint", prefer_ema=True):
                 obj = obj[key]
                 break
         else:
-            raise CheckpointError(
-                f"{path}: no state dict found (top-level keys: {', '.join(map(str, list(obj)[:10]))})")
-    state = {str(k): v for k, v in obj.items() if isinstance(v, np.ndarray)}
+            shown = [k if isinstance(k, str) and len(k) <= 40 and k.isprintable() else
+                     repr(k[:40]) if isinstance(k, str) else f"a {type(k).__name__}" for k in list(obj)[:10]]
+            raise CheckpointError(f"{path}: no state dict found (top-level keys: {', '.join(shown)})")
+    state = {}
+    for key, value in obj.items():
+        if isinstance(value, np.ndarray):
+            if not isinstance(key, str):  # names only: str() of a key from the file could be anything
+                raise CheckpointError(f"{path}: a tensor is filed under a {type(key).__name__}, not a name")
+            state[key] = value
     for prefix in _PREFIXES:
         if state and all(k.startswith(prefix) for k in state):
             state = {k[len(prefix):]: v for k, v in state.items()}
@@ -60,8 +66,12 @@ def read_checkpoint(path, prefer_ema=True):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such file")
-    with open(path, "rb") as file:
-        head = file.read(8)
+    try:
+        with open(path, "rb") as file:
+            head = file.read(8)
+            size = os.fstat(file.fileno()).st_size
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot read: {error.strerror}") from None
     if path.endswith(".safetensors"):
         return extract_state_dict(read_safetensors(path), path, prefer_ema)
     if head[:2] == b"PK":
@@ -70,7 +80,7 @@ def read_checkpoint(path, prefer_ema=True):
         raise CheckpointError(
             f"{path}: a pickle in PyTorch's legacy (pre-1.6) format; re-save it with "
             "torch.save(torch.load(path), new_path) in a PyTorch >= 1.6 environment")
-    if len(head) >= 8 and int.from_bytes(head, "little") < os.path.getsize(path):
+    if len(head) >= 8 and int.from_bytes(head, "little") < size:
         return extract_state_dict(read_safetensors(path), path, prefer_ema)
     raise CheckpointError(f"{path}: not a PyTorch checkpoint or safetensors file")
 
