@@ -1,6 +1,7 @@
 """export-android: a converted model into the Android demo app, through the command users run."""
 
 import os
+import shutil
 
 import pytest
 
@@ -42,12 +43,24 @@ def test_export_puts_the_model_where_the_app_loads_it(models, tmp_path, capsys):
     assert destination.read_bytes() == open(second, "rb").read()
 
 
-def test_export_refuses_what_the_app_could_not_use(models, tmp_path, capsys):
-    app = os.path.join(ROOT, "android_demo")
-    assert cli_main(["export-android", str(models / "bare.tflite"), "--app", app]) == 2
+@pytest.fixture
+def app(tmp_path):
+    """A copy of the demo project as it is in the repository: without a model a user exported into the real one."""
+    copy = tmp_path / "android_demo"
+    shutil.copytree(os.path.join(ROOT, "android_demo"), copy,
+                    ignore=shutil.ignore_patterns("build", ".gradle", "local.properties", "*.tflite"))
+    return copy
+
+
+def test_export_refuses_what_the_app_could_not_use(models, app, tmp_path, capsys):
+    files = sorted(app.rglob("*"))
+    assert cli_main(["export-android", str(models / "bare.tflite"), "--app", str(app)]) == 2
     assert "no keras_mobilevitv2 metadata" in capsys.readouterr().err
-    assert cli_main(["export-android", str(models / "m.keras"), "--app", app]) == 2
+    assert cli_main(["export-android", str(models / "m.keras"), "--app", str(app)]) == 2
     assert "not a TFLite model" in capsys.readouterr().err
-    assert cli_main(["export-android", str(models / "first.tflite"), "--app", str(tmp_path)]) == 2
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert cli_main(["export-android", str(models / "first.tflite"), "--app", str(elsewhere)]) == 2
     assert "not the Android demo project" in capsys.readouterr().err
-    assert not os.path.exists(os.path.join(app, APP_MODEL))  # nothing was written into the real app
+    assert sorted(app.rglob("*")) == files and not (app / APP_MODEL).exists()  # nothing was written
+    assert not any(elsewhere.iterdir())
