@@ -52,14 +52,17 @@ class DetectionAugmentConfig:
     @classmethod
     def preset(cls, name):
         """``recipe``: cvnets' SSD augmentation. ``zoom``: the recipe plus SSD's zoom-out (half the images,
-        up to 4x), for small objects. ``none``: resize only."""
+        up to 4x), for small objects. ``light``: photometric distortion only, for short runs on small or
+        orientation-sensitive data (the digits sample). ``none``: resize only."""
         if name == "recipe":
             return cls()
         if name == "zoom":
             return cls(zoom_out=0.5)
+        if name == "light":
+            return cls(ssd_crop=False, horizontal_flip=0.0)
         if name == "none":
             return cls(ssd_crop=False, photometric=0.0, horizontal_flip=0.0)
-        raise ValueError(f"unknown augmentation preset {name!r}: recipe, zoom or none")
+        raise ValueError(f"unknown augmentation preset {name!r}: recipe, zoom, light or none")
 
 
 def _jaccard(boxes, rects):
