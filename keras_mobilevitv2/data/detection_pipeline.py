@@ -97,7 +97,8 @@ def ssd_crop(image, boxes, labels, seed, config):
         min_iou = tf.gather(modes, tf.random.stateless_uniform([], round_seed, maxval=len(config.crop_min_ious),
                                                                dtype=tf.int32))
         # random.uniform(a, b) is a + (b - a) * u; int() of a positive number is its floor
-        u = tf.random.stateless_uniform([config.crop_trials, 4], tf.random.experimental.stateless_fold_in(round_seed, 1))
+        u = tf.random.stateless_uniform([config.crop_trials, 4],
+                                        tf.random.experimental.stateless_fold_in(round_seed, 1))
         crop_width = tf.floor(0.3 * width + u[:, 0] * (0.7 * width))
         crop_height = tf.floor(0.3 * height + u[:, 1] * (0.7 * height))
         left = tf.floor(u[:, 2] * (width - crop_width))

@@ -1,4 +1,4 @@
-"""The official SSDLite outputs (tests/fixtures/cvnets/cvnets_ssdlite_mobilevitv2_050.npz) and how to compare detections."""
+"""The official SSDLite outputs (fixtures/cvnets/cvnets_ssdlite_mobilevitv2_050.npz) and how to compare detections."""
 
 import functools
 import os

@@ -105,7 +105,8 @@ def voc_xml(objects, width=40, height=30):
     parts = [f"<annotation><size><width>{width}</width><height>{height}</height><depth>3</depth></size>"]
     for name, box, difficult in objects:
         corners = "".join(f"<{k}>{v}</{k}>" for k, v in zip(("xmin", "ymin", "xmax", "ymax"), box))
-        parts.append(f"<object><name>{name}</name><difficult>{difficult}</difficult><bndbox>{corners}</bndbox></object>")
+        parts.append(f"<object><name>{name}</name><difficult>{difficult}</difficult>"
+                     f"<bndbox>{corners}</bndbox></object>")
     return "".join(parts) + "</annotation>"
 
 

@@ -41,7 +41,8 @@ def random_boxes(rng, count):
 
 def test_matching_equals_cvnets(rng):
     anchors = ssd_anchors(320, 320)
-    match = tf.function(lambda boxes, labels: match_anchors(boxes, labels, anchors), autograph=False, reduce_retracing=True)
+    match = tf.function(lambda boxes, labels: match_anchors(boxes, labels, anchors), autograph=False,
+                        reduce_retracing=True)
     for count in (1, 2, 5, 30):
         boxes = random_boxes(rng, count)
         labels = rng.integers(1, 81, count).astype(np.int64)

@@ -82,3 +82,32 @@ def test_layer_in_a_keras_model_and_its_config_round_trip():
     clone = SSDPostprocess.from_config(layer.get_config())
     np.testing.assert_array_equal(clone.anchors, ssd_anchors(320, 320))
     assert clone.conf_threshold == 0.5 and clone.max_detections == 200
+
+
+def test_graph_postprocessing_converts_to_tflite_builtins_and_gives_the_same_detections():
+    """For an on-device model with NMS inside: WHILE, TOPK_V2 and gathers are all TFLite builtins."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    reference = ssdlite_reference()
+    anchors = ssd_anchors(320, 320)
+
+    @tf.function(input_signature=[tf.TensorSpec([1, 3232, 4]), tf.TensorSpec([1, 3232, 81])])
+    def detect(box_regressions, class_logits):
+        return postprocess(box_regressions, class_logits, anchors, conf_threshold=0.5)
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([detect.get_concrete_function()], detect)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    interpreter = Interpreter(model_content=converter.convert())
+    interpreter.allocate_tensors()
+    for detail, value in zip(interpreter.get_input_details(),
+                             (reference["box_regressions"][:1], reference["class_logits"][:1])):
+        interpreter.set_tensor(detail["index"], value)
+    interpreter.invoke()
+    outputs = [interpreter.get_tensor(detail["index"]) for detail in interpreter.get_output_details()]
+    by_shape = {(o.shape, o.dtype.kind): o for o in outputs}
+    count = int(by_shape[((1,), "i")][0])
+    boxes, confidence = by_shape[((1, 200, 4), "f")], by_shape[((1, 200), "f")]
+    labels = by_shape[((1, 200), "i")]
+    assert count == 55
+    assert unmatched((reference["det_hi_boxes"], reference["det_hi_labels"], reference["det_hi_scores"]),
+                     (boxes[0, :count], labels[0, :count], confidence[0, :count])) == []
