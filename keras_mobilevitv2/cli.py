@@ -66,7 +66,7 @@ def cmd_quickstart(args):
 
 
 def cmd_import_weights(args):
-    from .weights.importer import import_checkpoint
+    from .weights import import_checkpoint
 
     model = import_checkpoint(
         args.checkpoint, args.model, args.out, image_size=args.image_size, classes=args.classes,
@@ -100,9 +100,10 @@ _AUGMENT_FLAGS = {
     "random_erasing": "random_erasing", "mixup": "mixup_alpha", "cutmix": "cutmix_alpha",
 }
 _TRAIN_FIELDS = (
-    "model", "image_size", "epochs", "batch_size", "learning_rate", "min_learning_rate", "weight_decay",
+    "model", "task", "image_size", "epochs", "batch_size", "learning_rate", "min_learning_rate", "weight_decay",
     "warmup_steps", "global_clipnorm", "label_smoothing", "ema_momentum", "augmentation", "val_split", "seed",
     "deterministic", "mixed_precision", "strategy", "init_from", "skip_head", "freeze_backbone", "multi_scale",
+    "aux_loss_weight",
 )
 
 
@@ -124,7 +125,7 @@ def cmd_train(args):
     result = train(args.data, args.out, val_data=args.val_data, resume=args.resume, overwrite=args.overwrite,
                    verbose=0 if args.quiet else 1, **train_settings(args))
     last = result.history[-1] if result.history else {}
-    summary = ", ".join(f"{k} {last[k]:.4f}" for k in ("accuracy", "val_accuracy") if k in last)
+    summary = ", ".join(f"{k} {last[k]:.4f}" for k in ("accuracy", "val_accuracy", "miou", "val_miou") if k in last)
     print(f"wrote {result.run_dir}/model.keras ({summary})")
 
 
@@ -216,10 +217,14 @@ def cmd_export_android(args):
 
 
 def _add_train_arguments(parser):
-    parser.add_argument("--data", required=True, help="DIR/<class>/*, DIR/train + DIR/val, or TFRecords")
-    parser.add_argument("--model", help="zoo name (default mobilevitv2_050)")
+    parser.add_argument("--data", required=True,
+                        help="classification: DIR/<class>/*, DIR/train + DIR/val, or TFRecords; segmentation: "
+                             "PASCAL VOC, ADE20k, or DIR/images + DIR/masks (also under train/ and val/)")
+    parser.add_argument("--model", help="registry name (default mobilevitv2_050, or deeplabv3_mobilevitv2_050 for "
+                                        "--task segmentation)")
+    parser.add_argument("--task", choices=["classification", "segmentation"], help="default: the model's task")
     parser.add_argument("--out", required=True, help="the run directory")
-    parser.add_argument("--image-size", type=int)
+    _add_image_size(parser, help="training size, S or H W (default: the task's recipe, 256 or 512 crops)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int, help="global batch size (default 128)")
     parser.add_argument("--val-data", help="a separate validation folder")
@@ -237,7 +242,7 @@ def _add_train_arguments(parser):
     parser.add_argument("--multi-scale", action="store_true", default=None,
                         help="MobileViT v1's variable resolution and batch size sampler")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, one line per epoch")
-    recipe = parser.add_argument_group("recipe (defaults: the official ImageNet recipe for the model)")
+    recipe = parser.add_argument_group("recipe (defaults: the official recipe of the task and model)")
     recipe.add_argument("--lr", dest="learning_rate", type=float, help="peak learning rate")
     recipe.add_argument("--min-lr", dest="min_learning_rate", type=float)
     recipe.add_argument("--weight-decay", type=float)
@@ -245,6 +250,8 @@ def _add_train_arguments(parser):
     recipe.add_argument("--clipnorm", dest="global_clipnorm", type=float)
     recipe.add_argument("--label-smoothing", type=float)
     recipe.add_argument("--ema-momentum", type=float, help="Keras convention, 0.9995; 0 turns EMA off")
+    recipe.add_argument("--aux-loss-weight", type=float,
+                        help="segmentation: the auxiliary head's share of the loss (0.4); 0 trains without it")
     augment = parser.add_argument_group("augmentation")
     augment.add_argument("--augmentation", choices=["recipe", "light", "none"], help="preset (recipe)")
     augment.add_argument("--random-resized-crop", action=argparse.BooleanOptionalAction)

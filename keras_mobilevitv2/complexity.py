@@ -29,7 +29,7 @@ def count_macs(model):
     layers = attention = 0
     for layer in model.layers:
         kind = type(layer).__name__
-        if kind in ("Conv2D", "DepthwiseConv2D", "Dense"):
+        if kind in ("Conv2D", "AtrousConv2D", "DepthwiseConv2D", "Dense"):
             positions = math.prod(layer.output.shape[1:-1])
             layers += positions * math.prod(layer.weights[0].shape)
         elif kind == "MultiHeadPatchAttention":

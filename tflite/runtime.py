@@ -193,3 +193,134 @@ def evaluate_models(model_paths, data_dir, reference=None, limit=None, progress=
                           max_logit_difference=float(stacked.max()), mean_logit_difference=float(stacked.mean()))
         results.append(result)
     return results
+
+
+# ---------------------------------------------------------------------------
+# Segmentation
+# ---------------------------------------------------------------------------
+
+class TFLiteSegmenter:
+    """A ``.tflite`` segmentation model from ``convert``: its fixed input size takes the whole image (resized,
+    as the model's facts say), and ``logits`` are the file's output at that size."""
+
+    def __init__(self, path, num_threads=None):
+        self.runner = TFLiteClassifier(path, num_threads)
+        self.facts = self.runner.facts
+        if self.facts.get("task") != "segmentation":
+            raise ValueError(f"{path}: a {self.facts.get('task', 'classification')} model, not a segmentation model")
+
+    @property
+    def class_names(self):
+        return self.facts.get("class_names")
+
+    def logits(self, image):
+        from keras_mobilevitv2.data import resize_image
+
+        size = list(self.runner.input_size)
+        resized = image if list(image.shape[:2]) == size else resize_image(
+            image, size, self.facts.get("interpolation", "bicubic")).numpy()
+        return self.runner.logits(resized)
+
+
+def load_segmenter(path, num_threads=None):
+    """A ``.keras`` (``KerasSegmenter``) or ``.tflite`` (``TFLiteSegmenter``) segmentation model."""
+    from keras_mobilevitv2.evaluation import KerasSegmenter
+
+    path = os.fspath(path)
+    if path.endswith(".tflite"):
+        return TFLiteSegmenter(path, num_threads)
+    from .convert import load_keras_model
+
+    return KerasSegmenter.load(load_keras_model(path))
+
+
+def model_task(path):
+    """"classification", "segmentation" or "detection": what a ``.keras`` or ``.tflite`` file of this kit holds."""
+    path = os.fspath(path)
+    if path.endswith(".tflite"):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such model file")
+        facts = read_metadata(path)
+        if facts is None:
+            raise ValueError(f"{path}: no keras_mobilevitv2 metadata (convert it with `mobilevitv2 convert`)")
+        return facts.get("task", "classification")
+    from keras_mobilevitv2 import get_preprocessing
+
+    from .convert import load_keras_model
+
+    return get_preprocessing(load_keras_model(path)).task
+
+
+def evaluate_segmentation_model(model_path, data_dir, split="val", limit=None, progress=True):
+    """cvnets' segmentation evaluation (``keras_mobilevitv2.evaluation``) of a ``.keras`` or ``.tflite`` file on
+    ``split`` of a segmentation data folder: mIoU, pixel accuracy, per-class IoU."""
+    from keras_mobilevitv2.data import scan_segmentation_data, segmentation_splits
+    from keras_mobilevitv2.evaluation import evaluate_segmentation
+
+    segmenter = load_segmenter(model_path)
+    names = segmenter.class_names
+    splits = segmentation_splits(data_dir)
+    if split not in splits:
+        split = splits[0] if len(splits) == 1 else split
+    data = scan_segmentation_data(os.fspath(data_dir), split, class_names=names, progress=progress)
+    result = evaluate_segmentation(segmenter, data, names, limit=limit, progress=progress)
+    return {"model": os.fspath(model_path), "data": os.fspath(data_dir), "split": data.split, **result}
+
+
+def overlay(image, mask, palette, alpha=0.5):
+    """The classes of ``mask`` in ``palette``'s colours blended over ``image`` (uint8 RGB)."""
+    colours = np.asarray(palette, np.uint8).reshape(-1, 3)[np.clip(mask, 0, 255)]
+    return np.round(image * (1 - alpha) + colours * alpha).astype(np.uint8)
+
+
+def predict_segmentation(model_path, image_paths, out_dir, overwrite=False):
+    """Writes ``NAME_mask.png`` (class indices at the image's size, a palette PNG) and ``NAME_overlay.png``
+    (the classes in colour over the image) for every image into ``out_dir``; returns
+    ``[(image, mask path, overlay path, {class name: share of pixels})]``."""
+    from PIL import Image
+
+    from keras_mobilevitv2.data.segmentation import voc_palette
+    from keras_mobilevitv2.evaluation import predict_mask
+    from keras_mobilevitv2.files import atomic_output, check_output_path
+
+    segmenter = load_segmenter(model_path)
+    names = segmenter.class_names or [str(i) for i in range(1 << 16)]
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    stems = [os.path.splitext(os.path.basename(os.fspath(p)))[0] for p in image_paths]
+    if len(set(stems)) != len(stems):
+        raise ValueError("two images have the same name: their masks would overwrite each other")
+    outputs = [(os.path.join(out_dir, f"{stem}_mask.png"), os.path.join(out_dir, f"{stem}_overlay.png"))
+               for stem in stems]
+    for pair in outputs:
+        for path in pair:
+            check_output_path(path, overwrite, inputs=image_paths)
+    palette = voc_palette()
+    results = []
+    for path, (mask_path, overlay_path) in zip(image_paths, outputs):
+        image = _read_rgb(path)
+        mask = predict_mask(segmenter, image)
+        picture = Image.fromarray(mask.astype(np.uint8), mode="P")
+        picture.putpalette(palette)
+        with atomic_output(mask_path) as temporary:
+            picture.save(temporary, format="PNG")
+        with atomic_output(overlay_path) as temporary:
+            Image.fromarray(overlay(image, mask, palette)).save(temporary, format="PNG")
+        counts = np.bincount(mask.ravel(), minlength=len(names))
+        shares = {names[k]: float(counts[k] / mask.size) for k in np.flatnonzero(counts)}
+        results.append((os.fspath(path), mask_path, overlay_path, shares))
+    return results
+
+
+def _read_rgb(path):
+    """An image file as uint8 RGB [H, W, 3], decoded as training decodes it; ValueError naming a bad file."""
+    import tensorflow as tf
+
+    from keras_mobilevitv2.data.folders import inspect_image
+    from keras_mobilevitv2.data.pipeline import decode_file
+
+    try:
+        native, _ = inspect_image(path)
+    except Exception as error:  # noqa: BLE001 - the one-line reason is what the user needs
+        raise ValueError(f"{path}: cannot read the image ({error})") from None
+    return decode_file(tf.constant(os.fspath(path)), tf.constant(native)).numpy()

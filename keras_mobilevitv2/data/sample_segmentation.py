@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from ..files import atomic_output, write_text
+from .segmentation import voc_palette
 
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # Colour and texture photos in scikit-image's own package folder: loading them never downloads.
@@ -89,19 +90,6 @@ def paste_digits(background, digits, labels, rng, count):
     return image, mask
 
 
-def _voc_palette():
-    """PASCAL VOC's colour map (class 1 dark red, 2 green, ...), 255 cream: masks that read in any viewer."""
-    palette = np.zeros((256, 3), np.uint8)
-    for index in range(256):
-        value, colour = index, np.zeros(3, np.int64)
-        for bit in range(8):
-            colour |= np.array([(value >> 0) & 1, (value >> 1) & 1, (value >> 2) & 1]) << (7 - bit)
-            value >>= 3
-        palette[index] = colour
-    palette[255] = (224, 224, 192)
-    return palette.ravel().tolist()
-
-
 def make_segmentation_sample_data(out, overwrite=False, digit_classes=3, train_count=300, val_count=40, seed=0):
     """Writes ``out/{train,val}/{images,masks}/NNNN.{jpg,png}`` and ``out/classes.txt``; returns the counts.
 
@@ -125,7 +113,7 @@ def make_segmentation_sample_data(out, overwrite=False, digit_classes=3, train_c
     chosen = digits.target < digit_classes
     images, labels = digits.images[chosen], digits.target[chosen]
     photos = _photos()
-    palette = _voc_palette()
+    palette = voc_palette()
     rng = np.random.default_rng(seed)
     for split, count in (("train", train_count), ("val", val_count)):
         folders = {kind: os.path.join(out, split, kind) for kind in ("images", "masks")}

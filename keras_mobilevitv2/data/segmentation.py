@@ -89,6 +89,19 @@ class SegmentationSet:
         return "\n".join(lines)
 
 
+def voc_palette():
+    """PASCAL VOC's colour map (class 1 dark red, 2 green, ...), 255 cream: masks that read in any viewer."""
+    palette = np.zeros((256, 3), np.uint8)
+    for index in range(256):
+        value, colour = index, np.zeros(3, np.int64)
+        for bit in range(8):
+            colour |= np.array([(value >> 0) & 1, (value >> 1) & 1, (value >> 2) & 1]) << (7 - bit)
+            value >>= 3
+        palette[index] = colour
+    palette[255] = (224, 224, 192)
+    return palette.ravel().tolist()
+
+
 def _mask_values(mask):
     """A Pillow mask -> its values as uint8 [H, W]; palette PNGs give their indices, not colours."""
     if mask.mode in ("L", "P", "1"):

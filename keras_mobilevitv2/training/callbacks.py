@@ -19,6 +19,20 @@ def read_json(path):
         return json.load(file)
 
 
+class RenameLogs(keras.callbacks.Callback):
+    """Renames entries of the epoch's logs in place (``{"logits_miou": "miou"}``), before the callbacks after it
+    read them: Keras names a metric of one output of a model with several after that output."""
+
+    def __init__(self, names):
+        super().__init__()
+        self.names = dict(names)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for old, new in self.names.items():
+            if logs is not None and old in logs:
+                logs[new] = logs.pop(old)
+
+
 class ResumeCheckpoint(keras.callbacks.Callback):
     """After every epoch: the raw weights with the optimizer (moments, step, EMA), then the state.
 
@@ -76,8 +90,9 @@ class RunHistory(keras.callbacks.Callback):
     checkpoint) are dropped on resume, so that every epoch appears once.
     """
 
-    def __init__(self, run_dir, initial_epoch=0, plot=True):
+    def __init__(self, run_dir, initial_epoch=0, plot=True, curves=("loss", "accuracy")):
         super().__init__()
+        self.curves = tuple(curves)
         self.csv_path = os.path.join(run_dir, "history.csv")
         self.plot_path = os.path.join(run_dir, "training_curves.png") if plot else None
         self.rows = []
@@ -100,19 +115,19 @@ class RunHistory(keras.callbacks.Callback):
                 writer.writeheader()
                 writer.writerows(self.rows)
         if self.plot_path:
-            plot_curves(self.rows, self.plot_path)
+            plot_curves(self.rows, self.plot_path, self.curves)
 
 
-def plot_curves(rows, path):
-    """Loss and accuracy against epoch, training and validation, as a PNG."""
+def plot_curves(rows, path, curves=("loss", "accuracy")):
+    """``curves`` (loss and accuracy, or mean IoU) against epoch, training and validation, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     epochs = [int(r["epoch"]) + 1 for r in rows]
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for axis, metric in zip(axes, ("loss", "accuracy")):
+    figure, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4))
+    for axis, metric in zip(axes, curves):
         for key, label in ((metric, "train"), (f"val_{metric}", "validation")):
             values = [float(r[key]) for r in rows if r.get(key) not in (None, "")]
             if values and len(values) == len(epochs):
@@ -125,7 +140,7 @@ def plot_curves(rows, path):
 
 
 class EpochSummary(keras.callbacks.Callback):
-    """One line per epoch: learning rate, losses, accuracies and training images per second."""
+    """One line per epoch: learning rate, losses, accuracies or mean IoU, and training images per second."""
 
     def __init__(self, images_per_epoch, stream=None):
         super().__init__()
@@ -147,7 +162,7 @@ class EpochSummary(keras.callbacks.Callback):
         optimizer = self.model.optimizer
         learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         parts = [f"epoch {epoch + 1}/{self.params.get('epochs', '?')}", f"lr {learning_rate:.3g}"]
-        for key in ("loss", "accuracy", "top5", "val_loss", "val_accuracy", "val_top5"):
+        for key in ("loss", "accuracy", "top5", "miou", "val_loss", "val_accuracy", "val_top5", "val_miou"):
             if key in logs and not math.isnan(float(logs[key])):
                 parts.append(f"{key} {float(logs[key]):.4f}")
         parts.append(f"{self.images_per_epoch / max(seconds, 1e-9):.1f} images/s")

@@ -25,21 +25,47 @@ RECIPE_BATCH_SIZE = 1024
 RECIPE_WARMUP_STEPS = 20_000
 
 
+@dataclasses.dataclass(frozen=True)
+class TaskRecipe:
+    """What a task's official recipe sets where a run leaves a setting None."""
+
+    model: str
+    image_size: int
+    epochs: int
+    label_smoothing: float
+    batch_size: int  # the global batch the learning rates below were tuned at (they scale linearly)
+    warmup_steps: int
+    warmup_start_learning_rate: float
+
+
+TASK_RECIPES = {
+    # ImageNet: SPEC.md; the learning rates and weight decay per width are MOBILEVITV2_RECIPE's.
+    "classification": TaskRecipe("mobilevitv2_050", 256, 300, 0.1, RECIPE_BATCH_SIZE, RECIPE_WARMUP_STEPS, 1e-6),
+    # cvnets config/segmentation/pascal_voc/deeplabv3_mobilevitv2.yaml: AdamW, lr 5e-4 to 1e-6 (cosine),
+    # weight decay 0.05, 500 warm-up iterations from 5e-5, 50 epochs, 512x512 crops, batch 128 (32 x 4 GPUs),
+    # clipping 10, EMA 0.0005, auxiliary loss weight 0.4.
+    "segmentation": TaskRecipe("deeplabv3_mobilevitv2_050", 512, 50, 0.0, 128, 500, 5e-5),
+}
+SEGMENTATION_RECIPE = (0.0005, 1e-6, 0.05)  # peak lr, min lr, weight decay at TASK_RECIPES' batch
+
+
 @dataclasses.dataclass
 class TrainConfig:
-    """Every setting of a run. ``None`` means: the official recipe's value for this model and batch."""
+    """Every setting of a run. ``None`` means: the official recipe's value for this task, model and batch."""
 
-    model: str = "mobilevitv2_050"
-    image_size: int = 256
-    epochs: int = 300
+    model: str | None = None  # a registry name; default: the task's (mobilevitv2_050, deeplabv3_mobilevitv2_050)
+    task: str | None = None  # default: the model's task, else classification
+    image_size: int | tuple | None = None  # S or (H, W); default: the task's (256, 512)
+    epochs: int | None = None  # default: the task's recipe (300, 50)
     batch_size: int = 128  # global, over all replicas
     learning_rate: float | None = None  # peak; default: the recipe's, scaled by batch_size / 1024
     min_learning_rate: float | None = None
     weight_decay: float | None = None
-    warmup_steps: int | None = None  # default: 20,000 iterations, at most a fifteenth of the run
-    warmup_start_learning_rate: float = 1e-6
+    warmup_steps: int | None = None  # default: the recipe's (20,000; 500), at most a fifteenth of the run
+    warmup_start_learning_rate: float | None = None
     global_clipnorm: float | None = 10.0
-    label_smoothing: float = 0.1
+    label_smoothing: float | None = None
+    aux_loss_weight: float = 0.4  # segmentation: the auxiliary head's share of the loss; 0 trains without it
     ema_momentum: float = 0.9995  # Keras' convention: the recipe's EMA momentum 0.0005; 0 turns EMA off
     augmentation: str = "recipe"  # preset: recipe, light or none; fields below override it
     augment_overrides: dict = dataclasses.field(default_factory=dict)
@@ -55,24 +81,65 @@ class TrainConfig:
     cache_bytes: int = 2 << 30
 
     def augment_config(self):
-        return dataclasses.replace(AugmentConfig.preset(self.augmentation), **self.augment_overrides)
+        """The task's augmentation: the preset ``augmentation`` with ``augment_overrides``."""
+        if self.task_defaults().task == "segmentation":
+            from ..data.segmentation_pipeline import SegmentationAugmentConfig as config_class
+        else:
+            config_class = AugmentConfig
+        unknown = sorted(set(self.augment_overrides) - {f.name for f in dataclasses.fields(config_class)})
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not an augmentation of {self.task_defaults().task} "
+                             f"(its settings: {', '.join(f.name for f in dataclasses.fields(config_class))})")
+        return dataclasses.replace(config_class.preset(self.augmentation), **self.augment_overrides)
+
+    @property
+    def input_size(self):
+        """(height, width) of the training images (after ``task_defaults``)."""
+        size = self.image_size
+        return (int(size), int(size)) if isinstance(size, (int, float)) else tuple(int(s) for s in size)
+
+    def task_defaults(self):
+        """A copy with the task, model, image size, epochs and label smoothing filled in from the task's recipe."""
+        from ..models import get_entry
+
+        task = self.task or (get_entry(self.model).task if self.model else "classification")
+        if task not in TASK_RECIPES:
+            raise ValueError(f"task must be one of {', '.join(TASK_RECIPES)}, got {task!r}")
+        recipe = TASK_RECIPES[task]
+        model = self.model or recipe.model
+        if get_entry(model).task != task:
+            raise ValueError(f"{model} is a {get_entry(model).task} model, not a {task} model")
+        return dataclasses.replace(
+            self, task=task, model=model,
+            image_size=recipe.image_size if self.image_size is None else self.image_size,
+            epochs=recipe.epochs if self.epochs is None else self.epochs,
+            label_smoothing=recipe.label_smoothing if self.label_smoothing is None else self.label_smoothing)
 
     def resolved(self, steps_per_epoch):
-        """A copy with every ``None`` replaced by the recipe's value for this model, batch and length."""
-        architecture = get_architecture(self.model)
-        if architecture.family == "mobilevitv2":
+        """A copy with every ``None`` replaced by the recipe's value for this task, model, batch and length."""
+        from ..models import get_entry
+
+        config = self.task_defaults()
+        recipe = TASK_RECIPES[config.task]
+        architecture = get_architecture(get_entry(config.model).architecture)
+        if config.task == "segmentation":
+            peak, minimum, decay = SEGMENTATION_RECIPE
+        elif architecture.family == "mobilevitv2":
             width = int(architecture.name.split("_")[1]) / 100
             peak, minimum, decay = MOBILEVITV2_RECIPE[min(MOBILEVITV2_RECIPE, key=lambda w: abs(w - width))]
         else:
             peak, minimum, decay = MOBILEVIT_RECIPE
-        learning_rate = self.learning_rate or peak * self.batch_size / RECIPE_BATCH_SIZE  # linear scaling
+        learning_rate = config.learning_rate or peak * config.batch_size / recipe.batch_size  # linear scaling
         return dataclasses.replace(
-            self,
+            config,
             learning_rate=learning_rate,
-            min_learning_rate=self.min_learning_rate or learning_rate * minimum / peak,
-            weight_decay=decay if self.weight_decay is None else self.weight_decay,
-            warmup_steps=(min(RECIPE_WARMUP_STEPS, steps_per_epoch * self.epochs // 15)
-                          if self.warmup_steps is None else self.warmup_steps),
+            min_learning_rate=config.min_learning_rate or learning_rate * minimum / peak,
+            weight_decay=decay if config.weight_decay is None else config.weight_decay,
+            warmup_steps=(min(recipe.warmup_steps, steps_per_epoch * config.epochs // 15)
+                          if config.warmup_steps is None else config.warmup_steps),
+            warmup_start_learning_rate=(min(recipe.warmup_start_learning_rate, learning_rate)
+                                        if config.warmup_start_learning_rate is None
+                                        else config.warmup_start_learning_rate),
         )
 
 

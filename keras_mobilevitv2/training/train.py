@@ -1,6 +1,7 @@
 """``train``: keras.Model.fit on tf.data with the official recipe, resumable and distributable."""
 
 import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -9,11 +10,13 @@ import keras
 import tensorflow as tf
 
 from .. import data as data_lib
-from ..files import atomic_output, write_json
-from ..models import CHECKPOINT_SUFFIXES, create_model
+from ..files import atomic_output, write_json, write_text
+from ..models import CHECKPOINT_SUFFIXES, copy_weights
 from ..preprocessing import get_preprocessing
-from .callbacks import STATE_FILE, EpochSummary, ModelExport, ResumeCheckpoint, RunHistory, read_json
+from ..weights.layouts import is_backbone_layer
+from .callbacks import STATE_FILE, EpochSummary, ModelExport, RenameLogs, ResumeCheckpoint, RunHistory, read_json
 from .recipe import TrainConfig, make_optimizer
+from .tasks import get_task
 
 CONFIG_FILE = "config.json"
 WORKERS_DIR = "workers"  # where the workers other than the chief of a multi-worker run write
@@ -92,50 +95,17 @@ def _start_run_dir(run_dir):
 
 
 def load_data(data, config, val_data=None, progress=True):
-    """``(train, val)`` sources from an image folder (split or not) or TFRecords; val may be None."""
-    data = os.fspath(data)
-    if data_lib.is_tfrecord_dir(data):
-        train = data_lib.load_tfrecords(data, "train")
-        val = data_lib.load_tfrecords(data, "val")
-    elif data_lib.has_train_val_split(data) and val_data is None:
-        train = data_lib.scan_image_folder(os.path.join(data, "train"), progress=progress)
-        val = data_lib.scan_image_folder(os.path.join(data, "val"), train.class_names, progress=progress)
-    else:
-        train = data_lib.scan_image_folder(data, progress=progress)
-        val = None
-    if val_data is not None:
-        val = (data_lib.load_tfrecords(val_data, "val") if data_lib.is_tfrecord_dir(val_data)
-               else data_lib.scan_image_folder(val_data, train.class_names, progress=progress))
-    elif val is None and config.val_split > 0 and isinstance(train, data_lib.ImageFolder):
-        skipped = train.skipped
-        train, val = data_lib.split_folder(train, config.val_split, config.seed)
-        train = dataclasses.replace(train, skipped=skipped)
-    return train, val
-
-
-def _copy_weights_from(model, source, skip_head):
-    """Starts ``model`` from a saved ``.keras`` model of the same architecture (by layer name)."""
-    mismatched = []
-    for layer in model.layers:
-        if not layer.weights or (skip_head and layer.name == "predictions"):
-            continue
-        try:
-            values = source.get_layer(layer.name).get_weights()
-        except ValueError:
-            mismatched.append(f"{layer.name}: not in the source model")
-            continue
-        shapes = [tuple(v.shape) for v in values]
-        if shapes != [tuple(w.shape) for w in layer.weights]:
-            mismatched.append(f"{layer.name}: source {shapes}, model {[tuple(w.shape) for w in layer.weights]}")
-            continue
-        layer.set_weights(values)
-    if mismatched:
-        hint = " (other classes? pass --skip-head)" if any(m.startswith("predictions") for m in mismatched) else ""
-        raise ValueError(f"the --init-from model does not fit{hint}: " + "; ".join(mismatched[:5]))
+    """``(train, val)`` sources of ``config``'s task (see ``tasks``); val may be None."""
+    config = config.task_defaults()
+    return get_task(config.task).load_data(data, config, val_data, progress)
 
 
 def initialise(model, path, skip_head=False):
-    """Starts from a ``.keras`` model of this package or an official / timm checkpoint."""
+    """Starts from a ``.keras`` model of this package or an official / timm checkpoint.
+
+    ``skip_head``: the backbone only (a classifier of other classes, or a dense
+    model started from a classification model, as the official recipe does).
+    """
     path = os.fspath(path)
     if path.endswith(CHECKPOINT_SUFFIXES):
         from ..weights import load_pytorch_checkpoint
@@ -144,33 +114,41 @@ def initialise(model, path, skip_head=False):
     elif path.endswith(".keras"):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"--init-from model not found: {path}")
-        _copy_weights_from(model, keras.saving.load_model(path, safe_mode=True, compile=False), skip_head)
+        source = keras.saving.load_model(path, safe_mode=True, compile=False)
+        dense = get_preprocessing(model).task != "classification"
+        skip = [layer.name for layer in model.layers
+                if skip_head and (not is_backbone_layer(layer.name) if dense else layer.name == "predictions")]
+        try:
+            copy_weights(model, source, skip=skip)
+        except ValueError as error:
+            hint = "" if skip_head else " (another task or other classes? pass --skip-head to load the backbone only)"
+            raise ValueError(f"the --init-from model does not fit{hint}: {error}") from None
     else:
         raise ValueError(f"{path}: --init-from takes a .keras model or a PyTorch checkpoint")
 
 
-def _build_model(config, class_names, input_shape, dtype_policy=None):
+def _build_model(task, config, class_names, input_shape, training, dtype_policy=None):
     previous = keras.config.dtype_policy()
     if dtype_policy:
         keras.config.set_dtype_policy(dtype_policy)
     try:
-        return create_model(config.model, input_shape=input_shape, classes=len(class_names),
-                            class_names=class_names, classifier_activation=None)
+        return task.build_model(config, class_names, input_shape, training)
     finally:
         keras.config.set_dtype_policy(previous)
 
 
 def train(data, out, config=None, val_data=None, resume=False, overwrite=False, callbacks=(), verbose=1,
           **settings):
-    """Trains a zoo model on an image folder or TFRecords; writes the run directory ``out``.
+    """Trains a model of the registry (a classifier or a segmentation model); writes the run directory ``out``.
 
     Args:
-        data: ``DIR/<class>/*``, ``DIR/train`` + ``DIR/val``, or a ``make_tfrecords`` folder.
+        data: classification: ``DIR/<class>/*``, ``DIR/train`` + ``DIR/val``, or a ``make_tfrecords``
+            folder; segmentation: PASCAL VOC, ADE20k, or ``images/`` + ``masks/`` (also under train/, val/).
         out: the run directory: checkpoints/ (resume state, ema.keras, best.keras),
             history.csv, training_curves.png, tensorboard/, config.json, data_report.txt
             and, at the end, model.keras (EMA weights, class names and preprocessing inside).
         config: a ``TrainConfig``; or give its fields as keyword arguments.
-        val_data: a separate validation folder (else ``DIR/val``, or ``config.val_split``).
+        val_data: a separate validation folder (else the data's val split, or ``config.val_split``).
         resume: continue the run in ``out`` from its last completed epoch.
         overwrite: delete an existing run in ``out`` and start again.
         callbacks: more Keras callbacks.
@@ -185,7 +163,7 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
     state = _check_run_dir(run_dir, resume, overwrite)
     if state is not None:
         saved = read_json(os.path.join(run_dir, CONFIG_FILE))
-        requested = dataclasses.asdict(config)
+        requested = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples as config.json holds them
         changed = [k for k in saved["requested"] if k not in _RESUMABLE_CHANGES
                    and k in requested and saved["requested"][k] != requested[k] and settings.get(k) is not None]
         if changed:
@@ -198,27 +176,26 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
 
+    task = get_task(config.task_defaults().task)
     train_source, val_source = load_data(data, config, val_data)  # bad data fails before anything is written
     if state is None:
         _start_run_dir(run_dir)
-    report = train_source.report() if isinstance(train_source, data_lib.ImageFolder) else ""
+    report = train_source.report() if hasattr(train_source, "report") else ""
     if report:
         print(report, file=sys.stderr, flush=True)
-    with atomic_output(os.path.join(run_dir, "data_report.txt")) as temporary:
-        with open(temporary, "w") as file:
-            counts = ", ".join(f"{n}: {c}" for n, c in zip(train_source.class_names, _counts(train_source)))
-            file.write(f"training images: {len(train_source)} ({counts})\n"
-                       f"validation images: {len(val_source) if val_source else 0}\n{report}\n")
+    write_text(os.path.join(run_dir, "data_report.txt"),
+               f"training: {task.data_summary(train_source)}\n"
+               f"validation: {task.data_summary(val_source) if val_source else 'none'}\n{report}\n")
 
-    image_size = (config.image_size, config.image_size)
     steps = data_lib.steps_per_epoch(train_source, config.batch_size)
     resolved = config.resolved(steps)
+    image_size = resolved.input_size
     if state is None:
         write_json(os.path.join(run_dir, CONFIG_FILE), {
             "requested": dataclasses.asdict(config), "resolved": dataclasses.asdict(resolved),
             "data": os.path.abspath(os.fspath(data)), "class_names": list(train_source.class_names),
             "replicas": strategy.num_replicas_in_sync})
-    print(f"{config.model} at {config.image_size}x{config.image_size}: {len(train_source)} training images, "
+    print(f"{resolved.model} ({task.name}) at {image_size[0]}x{image_size[1]}: {len(train_source)} training images, "
           f"{len(val_source) if val_source else 0} validation, {len(train_source.class_names)} classes; "
           f"{steps} steps of {config.batch_size} per epoch on {strategy.num_replicas_in_sync} replica(s); "
           f"peak lr {resolved.learning_rate:.3g}, weight decay {resolved.weight_decay:g}, "
@@ -229,8 +206,8 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
     if config.mixed_precision:
         dtype_policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
     with strategy.scope():
-        model = _build_model(config, class_names, (*image_size, 3) if not config.multi_scale else (None, None, 3),
-                             dtype_policy)
+        model = _build_model(task, resolved, class_names, (*image_size, 3) if not config.multi_scale
+                             else (None, None, 3), training=True, dtype_policy=dtype_policy)
         if config.init_from and state is None:
             initialise(model, config.init_from, config.skip_head)
         if strategy.num_replicas_in_sync > 1:
@@ -239,16 +216,13 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
                 if isinstance(layer, keras.layers.BatchNormalization):
                     layer.synchronized = True
         if config.freeze_backbone:
+            head = {layer.name for layer in task.head_layers(model)}
             for layer in model.layers:
-                layer.trainable = layer.name == "predictions"
-        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
-        if len(class_names) > 5:
-            metrics.append(keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"))
+                layer.trainable = layer.name in head
         model.compile(
             optimizer=make_optimizer(resolved, steps),
-            loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing),
-            metrics=metrics,
             jit_compile=False,  # XLA compiles slowly on CPU and breaks exact resumption
+            **task.compile_arguments(resolved, class_names),
         )
         initial_epoch = 0
         if state is not None:
@@ -258,47 +232,38 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
             print(f"resuming {run_dir} after epoch {initial_epoch}", flush=True)
 
     final_path = os.path.join(run_dir, "model.keras")
-    if initial_epoch >= config.epochs and os.path.isfile(final_path):
-        print(f"{run_dir}: all {config.epochs} epochs are done", flush=True)
+    if initial_epoch >= resolved.epochs and os.path.isfile(final_path):
+        print(f"{run_dir}: all {resolved.epochs} epochs are done", flush=True)
         return TrainResult(model=keras.saving.load_model(final_path, safe_mode=True),
                            history=RunHistory(run_dir, initial_epoch, plot=False).rows, run_dir=run_dir)
-    augment = config.augment_config()
-    if config.multi_scale:
-        train_dataset, steps = data_lib.make_multi_scale_dataset(
-            train_source, config.image_size, config.batch_size, augment, config.seed, initial_epoch,
-            config.epochs, config.deterministic, config.cache_bytes)
-    else:
-        train_dataset, steps = data_lib.make_train_dataset(
-            train_source, image_size, config.batch_size, augment, config.seed, initial_epoch, config.epochs,
-            config.deterministic, config.cache_bytes)
+    train_dataset, steps = task.train_dataset(train_source, resolved, initial_epoch)
     val_dataset = None
     if val_source is not None and len(val_source):
-        crop_fraction = get_preprocessing(model).crop_fraction
-        val_dataset = data_lib.make_eval_dataset(val_source, image_size, config.batch_size, crop_fraction,
-                                                 config.cache_bytes)
+        val_dataset = task.val_dataset(val_source, resolved, get_preprocessing(model))
 
     multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     if multiworker:
         _build_before_multiworker_fit(model, strategy, train_dataset)
 
-    inference = _build_model(config, class_names, (config.image_size, config.image_size, 3))
+    inference = _build_model(task, resolved, class_names, (*image_size, 3), training=False)
 
     def export(path):  # every epoch: ema.keras, and best.keras when it improves
-        save_inference_model(model, path, config, class_names, inference)
+        save_inference_model(model, path, inference)
 
     checkpoints = os.path.join(run_dir, "checkpoints")
-    run_callbacks = [ResumeCheckpoint(checkpoints, state), RunHistory(run_dir, initial_epoch)]
+    run_callbacks = [RenameLogs(task.log_names), ResumeCheckpoint(checkpoints, state),
+                     RunHistory(run_dir, initial_epoch, curves=task.curves)]
     if resolved.ema_momentum > 0:
         run_callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     run_callbacks += [
-        ModelExport(export, checkpoints),
+        ModelExport(export, checkpoints, monitor=task.monitor),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")),
         EpochSummary(steps * config.batch_size),
         *callbacks,
     ]
-    model.fit(train_dataset, epochs=config.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+    model.fit(train_dataset, epochs=resolved.epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
               validation_data=val_dataset, callbacks=run_callbacks, verbose=verbose, shuffle=False)
-    save_inference_model(model, final_path, config, class_names, inference)
+    save_inference_model(model, final_path, inference)
     rows = next(c for c in run_callbacks if isinstance(c, RunHistory)).rows
     return TrainResult(model=keras.saving.load_model(final_path, safe_mode=True), history=rows, run_dir=run_dir)
 
@@ -335,21 +300,9 @@ def _patch_keras_multiworker_reduction():
     tensorflow_trainer.reduce_per_replica = reduce_per_replica
 
 
-def _counts(source):
-    if isinstance(source, data_lib.ImageFolder):
-        return source.class_counts().tolist()
-    return ["?"] * len(source.class_names)
-
-
-def save_inference_model(model, path, config, class_names, inference=None):
-    """The trained weights in a float32 model without optimizer, at the training size, written atomically.
-
-    ``inference``: that model, built once by the caller that saves every epoch; built here if None.
-    """
-    if inference is None:
-        inference = _build_model(config, class_names, (config.image_size, config.image_size, 3))
-    inference.set_weights(model.get_weights())
+def save_inference_model(model, path, inference):
+    """The trained weights in ``inference`` (the task's float32 model without training-only outputs, at the
+    training size, built once by the caller), written atomically."""
+    copy_weights(inference, model)
     with atomic_output(path) as temporary:
         inference.save(temporary)
-
-

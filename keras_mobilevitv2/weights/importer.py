@@ -46,6 +46,7 @@ _NORM_SPEC = (("weight", *_VECTOR), ("bias", *_VECTOR))
 _WEIGHT_SPECS = {
     "Conv2D": (("weight", _conv_kernel, lambda s: (s[3], s[2], s[0], s[1])), ("bias", *_VECTOR)),
     "DepthwiseConv2D": (("weight", _depthwise_kernel, lambda s: (s[2], s[3], s[0], s[1])), ("bias", *_VECTOR)),
+    "AtrousConv2D": (("weight", _conv_kernel, lambda s: (s[3], s[2], s[0], s[1])), ("bias", *_VECTOR)),
     "Dense": (("weight", lambda a: a.T, lambda s: (s[1], s[0])), ("bias", *_VECTOR)),
     "BatchNormalization": (("weight", *_VECTOR), ("bias", *_VECTOR),
                            ("running_mean", *_VECTOR), ("running_var", *_VECTOR)),

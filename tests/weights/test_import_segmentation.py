@@ -9,7 +9,7 @@ import pytest
 import keras
 import keras_mobilevitv2 as kmv
 from keras_mobilevitv2.cli import main as cli_main
-from keras_mobilevitv2.weights.importer import CheckpointMismatchError, import_checkpoint, load_pytorch_checkpoint
+from keras_mobilevitv2.weights import CheckpointMismatchError, import_checkpoint, load_pytorch_checkpoint
 
 from conftest import OFFICIAL_REFERENCE
 

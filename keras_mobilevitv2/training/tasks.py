@@ -1,0 +1,201 @@
+"""What training needs to know of each task: its data, model, loss, metrics and the figure that picks the best.
+
+``train`` (``train.py``) is the same loop for every task; it asks the task
+object for the pieces that differ. A task object holds no state of a run.
+"""
+
+import dataclasses
+import os
+
+import keras
+import tensorflow as tf
+
+from .. import data as data_lib
+from ..models import create_model
+from ..weights.layouts import is_backbone_layer
+
+
+class ClassificationTask:
+    """Image folders or TFRecords, softmax cross-entropy with label smoothing, top-1 picks the best model."""
+
+    name = "classification"
+    monitor = "val_accuracy"
+    curves = ("loss", "accuracy")
+    log_names = {}
+
+    def load_data(self, data, config, val_data=None, progress=True):
+        """``(train, val)`` sources from an image folder (split or not) or TFRecords; val may be None."""
+        data = os.fspath(data)
+        if data_lib.is_tfrecord_dir(data):
+            train = data_lib.load_tfrecords(data, "train")
+            val = data_lib.load_tfrecords(data, "val")
+        elif data_lib.has_train_val_split(data) and val_data is None:
+            train = data_lib.scan_image_folder(os.path.join(data, "train"), progress=progress)
+            val = data_lib.scan_image_folder(os.path.join(data, "val"), train.class_names, progress=progress)
+        else:
+            train = data_lib.scan_image_folder(data, progress=progress)
+            val = None
+        if val_data is not None:
+            val = (data_lib.load_tfrecords(val_data, "val") if data_lib.is_tfrecord_dir(val_data)
+                   else data_lib.scan_image_folder(val_data, train.class_names, progress=progress))
+        elif val is None and config.val_split > 0 and isinstance(train, data_lib.ImageFolder):
+            skipped = train.skipped
+            train, val = data_lib.split_folder(train, config.val_split, config.seed)
+            train = dataclasses.replace(train, skipped=skipped)
+        return train, val
+
+    def data_summary(self, source):
+        if isinstance(source, data_lib.ImageFolder):
+            counts = source.class_counts().tolist()
+        else:
+            counts = ["?"] * len(source.class_names)
+        return f"{len(source)} images ({', '.join(f'{n}: {c}' for n, c in zip(source.class_names, counts))})"
+
+    def build_model(self, config, class_names, input_shape, training):
+        return create_model(config.model, input_shape=input_shape, classes=len(class_names), class_names=class_names,
+                            classifier_activation=None)
+
+    def head_layers(self, model):
+        return [layer for layer in model.layers if layer.name == "predictions"]
+
+    def compile_arguments(self, config, class_names):
+        metrics = [keras.metrics.CategoricalAccuracy(name="accuracy")]
+        if len(class_names) > 5:
+            metrics.append(keras.metrics.TopKCategoricalAccuracy(k=5, name="top5"))
+        return dict(loss=keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                              label_smoothing=config.label_smoothing),
+                    metrics=metrics)
+
+    def train_dataset(self, source, config, start_epoch):
+        augment = config.augment_config()
+        if config.multi_scale:
+            return data_lib.make_multi_scale_dataset(
+                source, config.input_size[0], config.batch_size, augment, config.seed, start_epoch, config.epochs,
+                config.deterministic, config.cache_bytes)
+        return data_lib.make_train_dataset(
+            source, config.input_size, config.batch_size, augment, config.seed, start_epoch, config.epochs,
+            config.deterministic, config.cache_bytes)
+
+    def val_dataset(self, source, config, facts):
+        return data_lib.make_eval_dataset(source, config.input_size, config.batch_size, facts.crop_fraction,
+                                          config.cache_bytes)
+
+
+class SegmentationTask:
+    """Image / mask pairs, pixel cross-entropy ignoring ``IGNORE_LABEL`` (plus the auxiliary head's, weighted
+    as cvnets weighs it), mean IoU picks the best model."""
+
+    name = "segmentation"
+    monitor = "val_miou"
+    curves = ("loss", "miou")
+    # Keras prefixes a metric of one output of a model with several by the output's name.
+    log_names = {"logits_miou": "miou", "val_logits_miou": "val_miou"}
+
+    def load_data(self, data, config, val_data=None, progress=True):
+        """``(train, val)`` pairs: the layout's train and val splits, ``val_data``, or ``config.val_split`` of train."""
+        from ..data.segmentation import scan_segmentation_data, segmentation_splits, split_segmentation_set
+
+        data = os.fspath(data)
+        train = scan_segmentation_data(data, "train", progress=progress)
+        if val_data is not None:
+            splits = segmentation_splits(val_data)
+            val = scan_segmentation_data(val_data, "val" if "val" in splits else splits[0], train.class_names,
+                                         progress=progress)
+        elif "val" in segmentation_splits(data):
+            val = scan_segmentation_data(data, "val", train.class_names, progress=progress)
+        elif config.val_split > 0:
+            skipped = train.skipped
+            train, val = split_segmentation_set(train, config.val_split, config.seed)
+            train = dataclasses.replace(train, skipped=skipped)
+        else:
+            val = None
+        return train, val
+
+    def data_summary(self, source):
+        return f"{len(source)} images and masks, {len(source.class_names)} classes ({', '.join(source.class_names)})"
+
+    def build_model(self, config, class_names, input_shape, training):
+        return create_model(config.model, input_shape=input_shape, classes=len(class_names), class_names=class_names,
+                            aux_head=training and config.aux_loss_weight > 0)
+
+    def head_layers(self, model):
+        return [layer for layer in model.layers if layer.weights and not is_backbone_layer(layer.name)]
+
+    def compile_arguments(self, config, class_names):
+        from ..data.segmentation import IGNORE_LABEL
+
+        loss = SegmentationCrossEntropy(IGNORE_LABEL, config.label_smoothing)
+        miou = keras.metrics.MeanIoU(num_classes=len(class_names), name="miou", ignore_class=IGNORE_LABEL,
+                                     sparse_y_pred=False)
+        if config.aux_loss_weight <= 0:
+            return dict(loss=loss, metrics=[miou])
+        return dict(loss={"logits": loss, "aux_logits": SegmentationCrossEntropy(IGNORE_LABEL, config.label_smoothing,
+                                                                                 name="aux_cross_entropy")},
+                    loss_weights={"logits": 1.0, "aux_logits": config.aux_loss_weight},
+                    metrics={"logits": [miou]})
+
+    def _targets(self, dataset, config):
+        if config.aux_loss_weight <= 0:
+            return dataset
+        return dataset.map(lambda images, masks: (images, {"logits": masks, "aux_logits": masks}))
+
+    def train_dataset(self, source, config, start_epoch):
+        from ..data.segmentation_pipeline import make_segmentation_train_dataset
+
+        if config.multi_scale:
+            raise ValueError("--multi-scale is MobileViT v1's classification sampler; segmentation trains on crops")
+        dataset, steps = make_segmentation_train_dataset(
+            source, config.input_size, config.batch_size, config.augment_config(), config.seed, start_epoch,
+            config.epochs, config.cache_bytes)
+        return self._targets(dataset, config), steps
+
+    def val_dataset(self, source, config, facts):
+        from ..data.segmentation_pipeline import make_segmentation_val_dataset
+
+        return self._targets(make_segmentation_val_dataset(source, config.input_size, config.batch_size,
+                                                           config.cache_bytes), config)
+
+
+@keras.saving.register_keras_serializable(package="keras_mobilevitv2")
+class SegmentationCrossEntropy(keras.losses.Loss):
+    """cvnets' segmentation cross-entropy: logits at any resolution are resized to the mask's (bilinear,
+    ``align_corners=True``), pixels whose label is not a class (``ignore_label``) are left out, and the
+    loss is the mean over the remaining pixels of the batch."""
+
+    def __init__(self, ignore_label=255, label_smoothing=0.0, name="cross_entropy", **kwargs):
+        super().__init__(name=name, reduction="sum", **kwargs)
+        self.ignore_label = int(ignore_label)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        logits = tf.cast(y_pred, tf.float32)
+        labels = tf.cast(y_true, tf.int32)
+        size = tf.shape(labels)[1:3]
+        if logits.shape[1:3] != labels.shape[1:3] or None in labels.shape[1:3]:
+            logits = tf.raw_ops.ResizeBilinear(images=logits, size=size, align_corners=True,
+                                               half_pixel_centers=False)
+        classes = tf.shape(logits)[-1]
+        valid = (labels >= 0) & (labels < classes) & (labels != self.ignore_label)
+        safe = tf.where(valid, labels, tf.zeros_like(labels))
+        targets = tf.one_hot(safe, classes)
+        if self.label_smoothing:
+            targets = targets * (1.0 - self.label_smoothing) + self.label_smoothing / tf.cast(classes, tf.float32)
+        pixel = tf.nn.softmax_cross_entropy_with_logits(targets, logits)
+        weights = tf.cast(valid, tf.float32)
+        return tf.reduce_sum(pixel * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(ignore_label=self.ignore_label, label_smoothing=self.label_smoothing)
+        config.pop("reduction", None)
+        return config
+
+
+TASKS = {task.name: task for task in (ClassificationTask(), SegmentationTask())}
+
+
+def get_task(name):
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}: {', '.join(TASKS)}") from None
