@@ -6,8 +6,8 @@ EXTRAS = {
     # Quantization-aware training runs on tf_keras (Keras 2) models.
     "qat": ["tf-keras>=2.21,<2.22", "tensorflow-model-optimization==0.8.1"],
     "litert": ["ai-edge-litert>=2.3"],
-    # Reading images of every format, the bundled digits sample, plots.
-    "data": ["pillow>=10", "scikit-learn>=1.3", "matplotlib>=3.7"],
+    # Reading images of every format, the bundled samples (digits, photos), plots, COCO evaluation.
+    "data": ["pillow>=10", "scikit-learn>=1.3", "scikit-image>=0.22", "matplotlib>=3.7", "pycocotools>=2.0.7"],
 }
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 # Peers measured by benchmarks/ only.

@@ -12,12 +12,13 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "MobileViTv2": "models", "MobileViT": "models", "build_model": "models", "create_model": "models",
-    "list_models": "models", "load_weights": "models",
+    "create_backbone": "models", "list_models": "models", "load_weights": "models", "rebuild_model": "models",
     "PreprocessingConfig": "preprocessing", "get_preprocessing": "preprocessing",
     "count_parameters": "complexity", "count_macs": "complexity",
     "load_pytorch_checkpoint": "weights", "import_checkpoint": "weights",
 }
-_SUBMODULES = ("architectures", "backend", "complexity", "files", "layers", "models", "preprocessing", "weights")
+_SUBMODULES = ("architectures", "backbone", "backend", "complexity", "data", "detection", "evaluation", "files",
+               "heads", "layers", "models", "preprocessing", "training", "weights")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES)
 

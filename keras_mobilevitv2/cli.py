@@ -25,24 +25,31 @@ def _add_image_size(parser, default=None, help="image size: S (square) or H W"):
 
 
 def _model_table(rows):
-    header = f"{'model':<17} {'params':>12} {'GMACs':>7} {'attn GMACs':>10} {'top-1 (paper)':>13}  output"
+    width = max([17] + [len(row["model"]) for row in rows])
+    header = f"{'model':<{width}} {'params':>12} {'GMACs':>7} {'attn GMACs':>10} {'top-1 (paper)':>13}  output"
     lines = [header, "-" * len(header)]
     for row in rows:
         top1 = row.get("reference_top1")
         lines.append(
-            f"{row['model']:<17} {row['params']:>12,} {row['gmacs']:>7.3f} {row['attention_gmacs']:>10.3f} "
+            f"{row['model']:<{width}} {row['params']:>12,} {row['gmacs']:>7.3f} {row['attention_gmacs']:>10.3f} "
             f"{'' if top1 is None else f'{top1:.2f}':>13}  {tuple(row['output_shape'])}")
     return "\n".join(lines)
 
 
-def _describe_models(names, image_size):
+def _describe_models(names, image_size=None):
+    """The ``info`` rows of registry models, each at ``image_size`` or its task's official size."""
     from .architectures import get_architecture
     from .complexity import describe
+    from .models import get_entry
+    from .training.recipe import TASK_RECIPES
 
     rows = []
     for name in names:
-        row = describe(name, image_size)
-        row["reference_top1"] = get_architecture(name).reference_top1 if image_size == 256 else None
+        entry = get_entry(name)
+        size = image_size or TASK_RECIPES[entry.task].image_size
+        row = describe(name, size)
+        top1 = get_architecture(name).reference_top1 if entry.task == "classification" else None
+        row["reference_top1"] = top1 if tuple(row["image_size"]) == (256, 256) else None
         rows.append(row)
     return rows
 
@@ -50,19 +57,26 @@ def _describe_models(names, image_size):
 def cmd_info(args):
     from .models import list_models
 
-    rows = _describe_models(args.models or list_models(), args.image_size)
+    rows = _describe_models(args.models or list_models(args.task), args.image_size)
     print(json.dumps(rows, indent=2) if args.json else _model_table(rows))
 
 
 def cmd_quickstart(args):
-    """The main job: the zoo's table, then digits -> training -> TFLite -> accuracy -> latency."""
+    """The main job: the zoo's table, then a task end to end on data made here (see ``quickstart``)."""
     from .models import list_models
-    from .quickstart import quickstart
+    from .quickstart import QUICKSTART_DEFAULTS, quickstart, segmentation_quickstart
 
-    names = list_models()
-    print(f"the zoo: {len(names)} models at 256x256", flush=True)
-    print(_model_table(_describe_models(names, 256)), flush=True)
-    quickstart(args.out, epochs=args.epochs, image_size=args.image_size)
+    defaults = QUICKSTART_DEFAULTS[args.task]
+    settings = dict(out=args.out or defaults["out"], epochs=args.epochs or defaults["epochs"],
+                    image_size=args.image_size or defaults["image_size"])
+    names = list_models(args.task)
+    size = (256, 256) if args.task == "classification" else (512, 512)
+    print(f"the {args.task} models: {len(names)} at {size[0]}x{size[1]}", flush=True)
+    print(_model_table(_describe_models(names, size)), flush=True)
+    if args.task == "segmentation":
+        segmentation_quickstart(**settings)
+    else:
+        quickstart(**settings)
 
 
 def cmd_import_weights(args):
@@ -78,8 +92,13 @@ def cmd_import_weights(args):
 
 
 def cmd_make_sample_data(args):
-    from .data import make_sample_data
+    from .data import make_sample_data, make_segmentation_sample_data
 
+    if args.task == "segmentation":
+        counts = make_segmentation_sample_data(args.out, overwrite=args.overwrite)
+        print(f"wrote {counts['train']} training and {counts['val']} validation images with masks "
+              f"({counts['classes']} classes: digits on photos) to {args.out}")
+        return
     count = make_sample_data(args.out, overwrite=args.overwrite)
     print(f"wrote {count} digit images (10 classes) to {args.out}")
 
@@ -103,7 +122,7 @@ _TRAIN_FIELDS = (
     "model", "task", "image_size", "epochs", "batch_size", "learning_rate", "min_learning_rate", "weight_decay",
     "warmup_steps", "global_clipnorm", "label_smoothing", "ema_momentum", "augmentation", "val_split", "seed",
     "deterministic", "mixed_precision", "strategy", "init_from", "skip_head", "freeze_backbone", "multi_scale",
-    "aux_loss_weight",
+    "aux_loss_weight", "output_stride",
 )
 
 
@@ -159,17 +178,42 @@ def cmd_qat(args):
     print(report.summary())
 
 
-def cmd_eval(args):
-    from mobilevitv2_tflite.runtime import evaluate
+def _scores_line(result):
+    return "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()
+                     if not isinstance(v, (dict, list)))
 
-    result = evaluate(args.model, args.data, reference=args.reference, limit=args.limit)
-    print(json.dumps(result, indent=2) if args.json else "  ".join(
-        f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in result.items()))
+
+def cmd_eval(args):
+    from mobilevitv2_tflite.runtime import evaluate, evaluate_segmentation_model, model_task
+
+    from .files import write_json
+
+    if args.json:
+        check_output_path(args.json, args.overwrite, inputs=(args.model,))
+    if model_task(args.model) == "segmentation":
+        result = evaluate_segmentation_model(args.model, args.data, split=args.split, limit=args.limit)
+        print(_scores_line(result))
+        print("IoU per class: " + ", ".join("-" if v is None else f"{name} {v:.4f}"
+                                            for name, v in result["per_class_iou"].items()))
+    else:
+        result = evaluate(args.model, args.data, reference=args.reference, limit=args.limit)
+        print(_scores_line(result))
+    if args.json:
+        write_json(args.json, result)
+        print(f"wrote {args.json}")
 
 
 def cmd_predict(args):
-    from mobilevitv2_tflite.runtime import predict
+    from mobilevitv2_tflite.runtime import model_task, predict, predict_segmentation
 
+    if model_task(args.model) == "segmentation":
+        if not args.out_dir:
+            raise ValueError("a segmentation model writes masks: pass --out-dir DIR")
+        for image, mask, overlay, shares in predict_segmentation(args.model, args.images, args.out_dir,
+                                                                 overwrite=args.overwrite):
+            classes = ", ".join(f"{name} {share:.1%}" for name, share in sorted(shares.items(), key=lambda s: -s[1]))
+            print(f"{image}: {mask}, {overlay} ({classes})")
+        return
     for image, top in predict(args.model, args.images, top=args.top):
         print(image)
         for name, probability in top:
@@ -250,6 +294,8 @@ def _add_train_arguments(parser):
     recipe.add_argument("--clipnorm", dest="global_clipnorm", type=float)
     recipe.add_argument("--label-smoothing", type=float)
     recipe.add_argument("--ema-momentum", type=float, help="Keras convention, 0.9995; 0 turns EMA off")
+    recipe.add_argument("--output-stride", type=int, choices=[8, 16],
+                        help="segmentation: the backbone's output stride (default the model's, 16)")
     recipe.add_argument("--aux-loss-weight", type=float,
                         help="segmentation: the auxiliary head's share of the loss (0.4); 0 trains without it")
     augment = parser.add_argument_group("augmentation")
@@ -268,18 +314,21 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="mobilevitv2", description=__doc__.split(":")[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    info = commands.add_parser("info", help="parameters, GMACs and output shape of zoo models")
-    info.add_argument("models", nargs="*", metavar="NAME", help="zoo names (default: all)")
-    info.add_argument("--image-size", type=int, default=256)
+    info = commands.add_parser("info", help="parameters, GMACs and output shape of registry models")
+    info.add_argument("models", nargs="*", metavar="NAME", help="registry names (default: all of --task)")
+    info.add_argument("--task", choices=["classification", "segmentation"], default="classification")
+    _add_image_size(info, help="S or H W (default: the task's official size, 256 or 512)")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(run=cmd_info)
 
     quickstart = commands.add_parser(
-        "quickstart", help="the main job: the zoo's table, then MobileViTv2-0.5 on the bundled digits: "
-                           "train, convert to float32 and int8, evaluate and benchmark both, report")
-    quickstart.add_argument("--out", default="mobilevitv2-quickstart", help="where data and run go")
-    quickstart.add_argument("--image-size", type=int, default=64)
-    quickstart.add_argument("--epochs", type=int, default=8)
+        "quickstart", help="the main job: the zoo's table, then MobileViTv2-0.5 on data made here: train, "
+                           "convert, evaluate and benchmark, report (classification: the digits, float32 and int8; "
+                           "segmentation: digits on photos, DeepLabv3)")
+    quickstart.add_argument("--task", choices=["classification", "segmentation"], default="classification")
+    quickstart.add_argument("--out", help="where data and run go (default mobilevitv2-quickstart[-segmentation])")
+    _add_image_size(quickstart, help="training size, S or H W (default 64 for classification, 128 for segmentation)")
+    quickstart.add_argument("--epochs", type=int, help="default 8")
     quickstart.set_defaults(run=cmd_quickstart)
 
     weights = commands.add_parser(
@@ -301,8 +350,11 @@ def build_parser():
     weights.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     weights.set_defaults(run=cmd_import_weights)
 
-    sample = commands.add_parser("make-sample-data", help="write scikit-learn's digits as an image folder")
+    sample = commands.add_parser(
+        "make-sample-data", help="a small real-image data set made here: scikit-learn's digits as an image folder "
+                                 "(classification) or pasted on scikit-image's photos with masks (segmentation)")
     sample.add_argument("out")
+    sample.add_argument("--task", choices=["classification", "segmentation"], default="classification")
     sample.add_argument("--overwrite", action="store_true")
     sample.set_defaults(run=cmd_make_sample_data)
 
@@ -349,12 +401,18 @@ def build_parser():
     qat.add_argument("--overwrite", action="store_true")
     qat.set_defaults(run=cmd_qat)
 
-    evaluate = commands.add_parser("eval", help="top-1 / top-5 of a .keras or .tflite model on an image folder")
+    evaluate = commands.add_parser(
+        "eval", help="a .keras or .tflite model on labelled data: top-1 / top-5 (classification), mIoU, pixel "
+                     "accuracy and IoU per class (segmentation, cvnets' protocol)")
     evaluate.add_argument("model")
-    evaluate.add_argument("--data", required=True, help="DIR/<class>/* with the model's class names")
-    evaluate.add_argument("--reference", help="a model to compare with: agreement and logit differences")
-    evaluate.add_argument("--limit", type=int, help="evaluate N images spread evenly over the folder")
-    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--data", required=True,
+                          help="classification: DIR/<class>/*; segmentation: VOC, ADE20k or images/ + masks/")
+    evaluate.add_argument("--split", default="val", help="segmentation: the split to evaluate (default val)")
+    evaluate.add_argument("--reference", help="classification: a model to compare with (agreement, logit "
+                                              "differences)")
+    evaluate.add_argument("--limit", type=int, help="evaluate N images spread evenly over the data")
+    evaluate.add_argument("--json", metavar="OUT", help="also write the results to this JSON file")
+    evaluate.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
     evaluate.set_defaults(run=cmd_eval)
 
     bench = commands.add_parser(
@@ -381,10 +439,14 @@ def build_parser():
     export.add_argument("--overwrite", action="store_true", help="replace another model in the app")
     export.set_defaults(run=cmd_export_android)
 
-    predict = commands.add_parser("predict", help="the top classes of images, with names")
+    predict = commands.add_parser(
+        "predict", help="the top classes of images (classification), or NAME_mask.png and NAME_overlay.png "
+                        "for each image in --out-dir (segmentation)")
     predict.add_argument("model", help=".keras or .tflite")
     predict.add_argument("images", nargs="+")
-    predict.add_argument("--top", type=int, default=5)
+    predict.add_argument("--top", type=int, default=5, help="classification: how many classes to print")
+    predict.add_argument("--out-dir", help="segmentation: where the masks and overlays go")
+    predict.add_argument("--overwrite", action="store_true", help="replace masks and overlays that exist")
     predict.set_defaults(run=cmd_predict)
     return parser
 

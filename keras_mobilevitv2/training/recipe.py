@@ -66,6 +66,7 @@ class TrainConfig:
     global_clipnorm: float | None = 10.0
     label_smoothing: float | None = None
     aux_loss_weight: float = 0.4  # segmentation: the auxiliary head's share of the loss; 0 trains without it
+    output_stride: int | None = None  # segmentation: 8 or 16; default: the model's (16)
     ema_momentum: float = 0.9995  # Keras' convention: the recipe's EMA momentum 0.0005; 0 turns EMA off
     augmentation: str = "recipe"  # preset: recipe, light or none; fields below override it
     augment_overrides: dict = dataclasses.field(default_factory=dict)

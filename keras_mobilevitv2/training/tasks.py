@@ -115,8 +115,9 @@ class SegmentationTask:
         return f"{len(source)} images and masks, {len(source.class_names)} classes ({', '.join(source.class_names)})"
 
     def build_model(self, config, class_names, input_shape, training):
+        settings = {} if config.output_stride is None else {"output_stride": config.output_stride}
         return create_model(config.model, input_shape=input_shape, classes=len(class_names), class_names=class_names,
-                            aux_head=training and config.aux_loss_weight > 0)
+                            aux_head=training and config.aux_loss_weight > 0, **settings)
 
     def head_layers(self, model):
         return [layer for layer in model.layers if layer.weights and not is_backbone_layer(layer.name)]

@@ -10,7 +10,7 @@ from PIL import Image
 from scipy import ndimage
 
 from keras_mobilevitv2.data.folders import DataError
-from keras_mobilevitv2.data.sample_segmentation import (digit_stroke, make_segmentation_sample_data,
+from keras_mobilevitv2.data.sample_segmentation import (IMAGE_SIDES, digit_stroke, make_segmentation_sample_data,
                                                         paste_digits)
 from keras_mobilevitv2.data.segmentation import (IGNORE_LABEL, load_segmentation_pair, scan_segmentation_data,
                                                  segmentation_splits, split_segmentation_set)
@@ -304,7 +304,8 @@ def test_sample_set_is_real_photos_with_digit_masks(tmp_path):
     for index in range(len(train)):
         image, mask = load_segmentation_pair(train, index)
         shapes.add(mask.shape)
-        assert all(96 <= side <= 160 for side in mask.shape) and set(np.unique(mask)) >= {0} and mask.max() > 0
+        assert all(IMAGE_SIDES[0] <= side <= IMAGE_SIDES[1] for side in mask.shape)
+        assert set(np.unique(mask)) >= {0} and mask.max() > 0
         inside = ndimage.binary_erosion(mask > 0)
         ring = ndimage.binary_dilation(mask > 0, iterations=2) & ~ndimage.binary_dilation(mask > 0)
         contrast = np.linalg.norm(image[inside].mean(axis=0) - image[ring].mean(axis=0))
