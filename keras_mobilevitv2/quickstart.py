@@ -11,7 +11,7 @@ import os
 STEPS = 5
 QUICKSTART_DEFAULTS = {
     "classification": dict(out="mobilevitv2-quickstart", epochs=8, image_size=64),
-    "segmentation": dict(out="mobilevitv2-quickstart-segmentation", epochs=8, image_size=128),
+    "segmentation": dict(out="mobilevitv2-quickstart-segmentation", epochs=10, image_size=128),
 }
 
 
@@ -158,7 +158,7 @@ def plot_overlays(segmenter, data, path, count=4):
     save_figure(figure, path)
 
 
-def segmentation_quickstart(out="mobilevitv2-quickstart-segmentation", epochs=8, image_size=128):
+def segmentation_quickstart(out="mobilevitv2-quickstart-segmentation", epochs=10, image_size=128):
     """Segmentation end to end below ``out``: digits on photos -> DeepLabv3 on MobileViTv2-0.5 -> float32 TFLite
     -> mIoU of both on the validation images -> latency -> ``report.md`` with curves and overlays.
 
@@ -184,11 +184,10 @@ def segmentation_quickstart(out="mobilevitv2-quickstart-segmentation", epochs=8,
         _step(1, f"the images and masks are in {data_dir}")
 
     resume = os.path.isfile(os.path.join(run_dir, "checkpoints", STATE_FILE))
-    _step(2, f"{'resuming' if resume else 'training'} deeplabv3_mobilevitv2_050 (output stride 8) at "
-             f"{size[0]}x{size[1]} in {run_dir}")
+    _step(2, f"{'resuming' if resume else 'training'} deeplabv3_mobilevitv2_050 at {size[0]}x{size[1]} in {run_dir}")
     trained = train(data_dir, run_dir, resume=resume, overwrite=not resume, verbose=0,
                     model="deeplabv3_mobilevitv2_050", image_size=size, epochs=epochs, batch_size=8,
-                    augmentation="light", learning_rate=QUICKSTART_SEGMENTATION_LR, output_stride=8)
+                    augmentation="light", learning_rate=QUICKSTART_SEGMENTATION_LR)
     best = max(float(r.get("val_miou", 0)) for r in trained.history)
     print(f"validation mIoU {float(trained.history[-1]['val_miou']):.2%} (best {best:.2%}); "
           f"curves in {run_dir}/training_curves.png", flush=True)
@@ -227,7 +226,7 @@ def segmentation_quickstart(out="mobilevitv2-quickstart-segmentation", epochs=8,
     latency = f"float32 TFLite at {size[0]}x{size[1]}: median {timed.median_ms:.2f} ms (p95 {timed.p95_ms:.2f} ms)"
     report = "\n".join([
         "# DeepLabv3 on MobileViTv2-0.5: segmentation from training to TFLite", "",
-        f"`deeplabv3_mobilevitv2_050` (output stride 8) trained from scratch {epochs} epochs on "
+        f"`deeplabv3_mobilevitv2_050` trained from scratch {epochs} epochs on "
         f"{size[0]}x{size[1]} crops of scikit-learn's digits pasted on scikit-image's photos "
         f"({len(val)} validation images; classes {', '.join(val.class_names)}), evaluated with cvnets' protocol "
         f"and converted to float32 TFLite.", "", table, "",
