@@ -61,6 +61,31 @@ def feature_strides(architecture, output_stride=32):
             for level, plan in zip(PYRAMID_LEVELS, stage_plans(architecture, output_stride))}
 
 
+def feature_map_sizes(architecture, height, width, output_stride=32):
+    """``{"P1": (rows, columns), ..., "P5": ...}``: each level's map size for a ``height`` x ``width`` input.
+
+    A stride-2 convolution (padding 1) gives ``ceil(n / 2)``. A MobileViTv2 block
+    resizes its input up to a multiple of the patch size and keeps that size
+    (cvnets ``resize_input_if_needed``); MobileViT v1's block resizes back. So a
+    v2 model at 193 x 161 has P5 8 x 6, not ``ceil(size / 32)`` = 7 x 6.
+    """
+    if isinstance(architecture, str):
+        architecture = architectures.get_architecture(architecture)
+    patch = architecture.patch_size
+
+    def halve(n, strides):
+        return -(-n // strides)
+
+    rows, columns = halve(int(height), STEM_STRIDE), halve(int(width), STEM_STRIDE)
+    sizes = {}
+    for level, stage, plan in zip(PYRAMID_LEVELS, architecture.stages, stage_plans(architecture, output_stride)):
+        rows, columns = halve(rows, plan.strides), halve(columns, plan.strides)
+        if isinstance(stage, architectures.AttentionStage) and architecture.family == "mobilevitv2":
+            rows, columns = -(-rows // patch) * patch, -(-columns // patch) * patch
+        sizes[level] = (rows, columns)
+    return sizes
+
+
 def backbone_features(x, architecture, output_stride=32):
     """Adds the stem and the five stages to the graph on ``x`` (a scaled image); returns the maps by level."""
     if isinstance(architecture, str):

@@ -24,6 +24,12 @@ def _add_image_size(parser, default=None, help="image size: S (square) or H W"):
                         default=default, help=help)
 
 
+def _shapes(shape):
+    if isinstance(shape, dict):
+        return ", ".join(f"{name} {tuple(value)}" for name, value in shape.items())
+    return str(tuple(shape))
+
+
 def _model_table(rows):
     width = max([17] + [len(row["model"]) for row in rows])
     header = f"{'model':<{width}} {'params':>12} {'GMACs':>7} {'attn GMACs':>10} {'top-1 (paper)':>13}  output"
@@ -32,7 +38,7 @@ def _model_table(rows):
         top1 = row.get("reference_top1")
         lines.append(
             f"{row['model']:<{width}} {row['params']:>12,} {row['gmacs']:>7.3f} {row['attention_gmacs']:>10.3f} "
-            f"{'' if top1 is None else f'{top1:.2f}':>13}  {tuple(row['output_shape'])}")
+            f"{'' if top1 is None else f'{top1:.2f}':>13}  {_shapes(row['output_shape'])}")
     return "\n".join(lines)
 
 
@@ -64,7 +70,7 @@ def cmd_info(args):
 def cmd_quickstart(args):
     """The main job: the zoo's table, then a task end to end on data made here (see ``quickstart``)."""
     from .models import list_models
-    from .quickstart import QUICKSTART_DEFAULTS, quickstart, segmentation_quickstart
+    from .quickstart import QUICKSTART_DEFAULTS, detection_quickstart, quickstart, segmentation_quickstart
 
     defaults = QUICKSTART_DEFAULTS[args.task]
     settings = dict(out=args.out or defaults["out"], epochs=args.epochs or defaults["epochs"],
@@ -72,14 +78,15 @@ def cmd_quickstart(args):
     if args.task == "classification":
         names, size = list_models(args.task), (256, 256)
         print(f"the zoo: {len(names)} models at 256x256", flush=True)
-    else:  # building all 17 at 512x512 takes minutes: one of each head (`mobilevitv2 info --task segmentation`)
+    elif args.task == "segmentation":  # all 17 at 512x512 take minutes: one of each head (`info --task ...`)
         names, size = ["deeplabv3_mobilevitv2_050", "pspnet_mobilevitv2_050", "deeplabv3_mobilevit_xxs"], (512, 512)
         print(f"three of the {len(list_models(args.task))} segmentation models at 512x512", flush=True)
-    print(_model_table(_describe_models(names, size)), flush=True)
-    if args.task == "segmentation":
-        segmentation_quickstart(**settings)
     else:
-        quickstart(**settings)
+        names, size = ["ssdlite_mobilevitv2_050", "ssdlite_mobilevitv2_100", "ssdlite_mobilevit_xxs"], (320, 320)
+        print(f"three of the {len(list_models(args.task))} detectors at 320x320", flush=True)
+    print(_model_table(_describe_models(names, size)), flush=True)
+    {"classification": quickstart, "segmentation": segmentation_quickstart,
+     "detection": detection_quickstart}[args.task](**settings)
 
 
 def cmd_import_weights(args):
@@ -97,6 +104,13 @@ def cmd_import_weights(args):
 def cmd_make_sample_data(args):
     from .data import make_sample_data, make_segmentation_sample_data
 
+    if args.task == "detection":
+        from .data.sample_detection import make_detection_sample_data
+
+        counts = make_detection_sample_data(args.out, overwrite=args.overwrite)
+        print(f"wrote {counts['train']} training and {counts['val']} validation images with boxes (digits on "
+              f"photos, COCO JSON: train/annotations.json, val/annotations.json) to {args.out}")
+        return
     if args.task == "segmentation":
         counts = make_segmentation_sample_data(args.out, overwrite=args.overwrite)
         print(f"wrote {counts['train']} training and {counts['val']} validation images with masks "
@@ -145,9 +159,11 @@ def cmd_train(args):
     from .training import train
 
     result = train(args.data, args.out, val_data=args.val_data, resume=args.resume, overwrite=args.overwrite,
-                   verbose=0 if args.quiet else 1, **train_settings(args))
+                   verbose=0 if args.quiet else 1, annotations=args.annotations,
+                   val_annotations=args.val_annotations, **train_settings(args))
     last = result.history[-1] if result.history else {}
-    summary = ", ".join(f"{k} {last[k]:.4f}" for k in ("accuracy", "val_accuracy", "miou", "val_miou") if k in last)
+    summary = ", ".join(f"{k} {float(last[k]):.4f}" for k in ("accuracy", "val_accuracy", "miou", "val_miou",
+                                                               "val_map", "val_ap50") if k in last)
     print(f"wrote {result.run_dir}/model.keras ({summary})")
 
 
@@ -193,11 +209,17 @@ def cmd_eval(args):
 
     if args.json:
         check_output_path(args.json, args.overwrite, inputs=(args.model,))
-    if model_task(args.model) == "segmentation":
+    task = model_task(args.model)
+    if task == "segmentation":
         result = evaluate_segmentation_model(args.model, args.data, split=args.split, limit=args.limit)
         print(_scores_line(result))
         print("IoU per class: " + ", ".join("-" if v is None else f"{name} {v:.4f}"
                                             for name, v in result["per_class_iou"].items()))
+    elif task == "detection":
+        from mobilevitv2_tflite.runtime import evaluate_detection_model
+
+        result = evaluate_detection_model(args.model, args.data, args.annotations, split=args.split, limit=args.limit)
+        print(_scores_line(result))
     else:
         result = evaluate(args.model, args.data, reference=args.reference, limit=args.limit)
         print(_scores_line(result))
@@ -209,9 +231,18 @@ def cmd_eval(args):
 def cmd_predict(args):
     from mobilevitv2_tflite.runtime import model_task, predict, predict_segmentation
 
-    if model_task(args.model) == "segmentation":
-        if not args.out_dir:
-            raise ValueError("a segmentation model writes masks: pass --out-dir DIR")
+    task = model_task(args.model)
+    if task in ("segmentation", "detection") and not args.out_dir:
+        raise ValueError(f"a {task} model writes its results as files: pass --out-dir DIR")
+    if task == "detection":
+        from mobilevitv2_tflite.runtime import predict_detections
+
+        for image, _, picture, detections in predict_detections(
+                args.model, args.images, args.out_dir, score_threshold=args.score_threshold, overwrite=args.overwrite):
+            found = ", ".join(f"{d['label']} {d['score']:.2f}" for d in detections[:8])
+            print(f"{image}: {len(detections)} detection(s) ({found}); {picture}")
+        return
+    if task == "segmentation":
         for image, mask, overlay, shares in predict_segmentation(args.model, args.images, args.out_dir,
                                                                  overwrite=args.overwrite):
             classes = ", ".join(f"{name} {share:.1%}" for name, share in sorted(shares.items(), key=lambda s: -s[1]))
@@ -269,12 +300,15 @@ def _add_train_arguments(parser):
                              "PASCAL VOC, ADE20k, or DIR/images + DIR/masks (also under train/ and val/)")
     parser.add_argument("--model", help="registry name (default mobilevitv2_050, or deeplabv3_mobilevitv2_050 for "
                                         "--task segmentation)")
-    parser.add_argument("--task", choices=["classification", "segmentation"], help="default: the model's task")
+    parser.add_argument("--task", choices=["classification", "segmentation", "detection"],
+                        help="default: the model's task")
     parser.add_argument("--out", required=True, help="the run directory")
     _add_image_size(parser, help="training size, S or H W (default: the task's recipe, 256 or 512 crops)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int, help="global batch size (default 128)")
     parser.add_argument("--val-data", help="a separate validation folder")
+    parser.add_argument("--annotations", help="detection: the COCO annotation file of --data (images folder)")
+    parser.add_argument("--val-annotations", help="detection: the COCO annotation file of --val-data")
     parser.add_argument("--val-split", type=float, help="fraction of each class kept for validation (0.1)")
     parser.add_argument("--init-from", help="a .keras model or an official / timm checkpoint to start from")
     parser.add_argument("--skip-head", action="store_true", default=None, help="with --init-from: fresh classifier")
@@ -319,7 +353,7 @@ def build_parser():
 
     info = commands.add_parser("info", help="parameters, GMACs and output shape of registry models")
     info.add_argument("models", nargs="*", metavar="NAME", help="registry names (default: all of --task)")
-    info.add_argument("--task", choices=["classification", "segmentation"], default="classification")
+    info.add_argument("--task", choices=["classification", "segmentation", "detection"], default="classification")
     _add_image_size(info, help="S or H W (default: the task's official size, 256 or 512)")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(run=cmd_info)
@@ -328,9 +362,11 @@ def build_parser():
         "quickstart", help="the main job: the zoo's table, then MobileViTv2-0.5 on data made here: train, "
                            "convert, evaluate and benchmark, report (classification: the digits, float32 and int8; "
                            "segmentation: digits on photos, DeepLabv3)")
-    quickstart.add_argument("--task", choices=["classification", "segmentation"], default="classification")
-    quickstart.add_argument("--out", help="where data and run go (default mobilevitv2-quickstart[-segmentation])")
-    _add_image_size(quickstart, help="training size, S or H W (default 64 for classification, 128 for segmentation)")
+    quickstart.add_argument("--task", choices=["classification", "segmentation", "detection"],
+                            default="classification")
+    quickstart.add_argument("--out", help="where data and run go (default mobilevitv2-quickstart[-TASK])")
+    _add_image_size(quickstart, help="training size, S or H W (default 64 for classification, 128 for "
+                                     "segmentation, 192 for detection)")
     quickstart.add_argument("--epochs", type=int, help="default 8")
     quickstart.set_defaults(run=cmd_quickstart)
 
@@ -355,9 +391,10 @@ def build_parser():
 
     sample = commands.add_parser(
         "make-sample-data", help="a small real-image data set made here: scikit-learn's digits as an image folder "
-                                 "(classification) or pasted on scikit-image's photos with masks (segmentation)")
+                                 "(classification), or pasted on scikit-image's photos with masks (segmentation) "
+                                 "or boxes (detection)")
     sample.add_argument("out")
-    sample.add_argument("--task", choices=["classification", "segmentation"], default="classification")
+    sample.add_argument("--task", choices=["classification", "segmentation", "detection"], default="classification")
     sample.add_argument("--overwrite", action="store_true")
     sample.set_defaults(run=cmd_make_sample_data)
 
@@ -410,7 +447,8 @@ def build_parser():
     evaluate.add_argument("model")
     evaluate.add_argument("--data", required=True,
                           help="classification: DIR/<class>/*; segmentation: VOC, ADE20k or images/ + masks/")
-    evaluate.add_argument("--split", default="val", help="segmentation: the split to evaluate (default val)")
+    evaluate.add_argument("--split", default="val", help="segmentation, detection: the split (default val)")
+    evaluate.add_argument("--annotations", help="detection: the COCO annotation file of --data (images folder)")
     evaluate.add_argument("--reference", help="classification: a model to compare with (agreement, logit "
                                               "differences)")
     evaluate.add_argument("--limit", type=int, help="evaluate N images spread evenly over the data")
@@ -448,7 +486,9 @@ def build_parser():
     predict.add_argument("model", help=".keras or .tflite")
     predict.add_argument("images", nargs="+")
     predict.add_argument("--top", type=int, default=5, help="classification: how many classes to print")
-    predict.add_argument("--out-dir", help="segmentation: where the masks and overlays go")
+    predict.add_argument("--out-dir", help="segmentation, detection: where the masks and overlays, or the "
+                                           "detections (NAME.json, NAME_boxes.png) go")
+    predict.add_argument("--score-threshold", type=float, default=0.3, help="detection: the lowest score shown")
     predict.add_argument("--overwrite", action="store_true", help="replace masks and overlays that exist")
     predict.set_defaults(run=cmd_predict)
     return parser

@@ -39,7 +39,7 @@ def count_macs(model):
 
 
 def describe(name, image_size=256, keras_module="keras"):
-    """Parameters, GMACs and output shape of a zoo model at ``image_size`` (an int or (height, width))."""
+    """Parameters, GMACs and output shape(s) of a registry model at ``image_size`` (an int or (height, width))."""
     height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
     model = create_model(name, input_shape=(height, width, 3), keras_module=keras_module)
     layer_macs, attention_macs = count_macs(model)
@@ -49,5 +49,6 @@ def describe(name, image_size=256, keras_module="keras"):
         "params": count_parameters(model),
         "gmacs": layer_macs / 1e9,
         "attention_gmacs": attention_macs / 1e9,
-        "output_shape": list(model.output_shape),
+        "output_shape": ({name: list(tensor.shape) for name, tensor in model.output.items()}
+                         if isinstance(model.output, dict) else list(model.output_shape)),
     }

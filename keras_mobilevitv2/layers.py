@@ -390,6 +390,25 @@ def layers_for(keras_module="keras"):
             config.update(num_heads=self.num_heads)
             return config
 
+    @register
+    class SplitChannels(keras.layers.Layer):
+        """Splits the last axis into consecutive parts of ``sizes``: SSDLite's box numbers and class logits."""
+
+        def __init__(self, sizes, **kwargs):
+            super().__init__(**kwargs)
+            self.sizes = [int(size) for size in sizes]
+
+        def call(self, inputs):
+            return tf.split(inputs, self.sizes, axis=-1)
+
+        def compute_output_shape(self, input_shape):
+            return [(*input_shape[:-1], size) for size in self.sizes]
+
+        def get_config(self):
+            config = super().get_config()
+            config.update(sizes=self.sizes)
+            return config
+
     return types.SimpleNamespace(
         keras=keras,
         Preprocessing=Preprocessing,
@@ -403,6 +422,7 @@ def layers_for(keras_module="keras"):
         AdaptiveAveragePooling=AdaptiveAveragePooling,
         ResizeTo=ResizeTo,
         AtrousConv2D=AtrousConv2D,
+        SplitChannels=SplitChannels,
     )
 
 
@@ -418,6 +438,7 @@ MultiHeadPatchAttention = _keras3.MultiHeadPatchAttention
 AdaptiveAveragePooling = _keras3.AdaptiveAveragePooling
 ResizeTo = _keras3.ResizeTo
 AtrousConv2D = _keras3.AtrousConv2D
+SplitChannels = _keras3.SplitChannels
 
 
 # ---------------------------------------------------------------------------

@@ -6,7 +6,9 @@ import os
 from . import architectures, heads
 from .backbone import backbone_features
 from .heads import classifier_head, deeplabv3_head, pspnet_head, upsample_to_input
+from .backend import keras_module_name
 from .heads.segmentation import PSP_POOL_SIZES
+from .heads.ssdlite import ssdlite_feature_maps, ssdlite_head
 from .layers import layers_for
 from .preprocessing import PREPROCESSING_LAYER, PreprocessingConfig, get_preprocessing
 
@@ -153,6 +155,66 @@ def build_segmenter(name, input_shape=None, classes=None, output_stride=None, at
     return model
 
 
+def build_detector(name, input_shape=None, classes=None, weights=None, input_tensor=None, include_preprocessing=True,
+                   class_names=None, keras_module="keras", model_name=None):
+    """An SSDLite detector of the registry (``ssdlite_mobilevitv2_050`` ...): backbone (P4, P5) + extra layers +
+    SSDLite heads.
+
+    ``classes``: object classes, background not counted (default COCO's 80, named
+    in cvnets' order). The model outputs ``{"box_regressions": [B, A, 4],
+    "class_logits": [B, A, classes + 1]}``, raw as the official forward gives
+    them: (tx, ty, tw, th) per anchor of ``detection.ssd_anchors`` for the input
+    size, and logits with class 0 the background. ``detection.SSDPostprocess``
+    turns them into boxes (``inference_detector`` builds that model).
+    """
+    from .data.detection import COCO_CLASS_NAMES
+
+    entry = get_entry(name)
+    if entry.task != "detection":
+        raise ValueError(f"{name} is a {entry.task} model, not a detector")
+    defaults = dict(entry.defaults)
+    architecture = architectures.get_architecture(entry.architecture)
+    classes, class_names = _check_class_names(classes, class_names, None)
+    classes = int(classes or defaults["classes"])
+    if class_names is None and classes == len(COCO_CLASS_NAMES):
+        class_names = COCO_CLASS_NAMES
+    _check_weights_argument(weights)
+
+    layers = layers_for(keras_module)
+    keras = layers.keras
+    inputs, input_shape = _image_input(keras, input_shape, input_tensor, defaults["input_size"])
+    facts = PreprocessingConfig(
+        input_size=tuple(s or defaults["input_size"] for s in input_shape[:2]), crop_fraction=1.0,
+        interpolation=architecture.interpolation, input_max=255.0 if include_preprocessing else 1.0,
+        class_names=class_names, architecture=architecture.name, task="detection", head={"model": entry.name})
+    x = layers.Preprocessing(**facts.layer_config(), name=PREPROCESSING_LAYER)(inputs)
+    features = backbone_features(x, architecture)
+    boxes, logits = ssdlite_head(ssdlite_feature_maps(features), classes + 1,
+                                 logits_dtype="float32" if _mixed_precision(keras) else None)
+    if input_tensor is not None:
+        inputs = keras.utils.get_source_inputs(input_tensor)
+    model = keras.Model(inputs, {"box_regressions": boxes, "class_logits": logits}, name=model_name or entry.name)
+    if weights is not None:
+        load_weights(model, weights)
+    return model
+
+
+def inference_detector(model, score_threshold=0.01, iou_threshold=0.5, max_detections=200, top_k=400):
+    """``model`` (a detector of this package) followed by the official post-processing: a model that outputs
+    ``{"boxes": [B, max_detections, 4] normalised (x1, y1, x2, y2), "labels": [B, max_detections] class ids
+    1..classes (-1 padding), "confidence": [B, max_detections], "num_detections": [B]}`` for a fixed input size."""
+    from .detection import SSDPostprocess
+
+    height, width = model.input_shape[1:3]
+    if not height or not width:
+        raise ValueError("the detector needs a fixed input size: its anchors depend on it (rebuild_model)")
+    keras = layers_for(keras_module_name(model)).keras
+    outputs = SSDPostprocess((height, width), conf_threshold=score_threshold, top_k=top_k,
+                             nms_iou_threshold=iou_threshold, max_detections=max_detections,
+                             architecture=get_preprocessing(model).architecture, name="postprocess")(model.output)
+    return keras.Model(model.input, outputs, name=f"{model.name}_detections")
+
+
 def create_backbone(name, output_stride=32, input_shape=None, include_preprocessing=True, keras_module="keras"):
     """The backbone of a zoo architecture alone: a model whose output is its feature maps by level,
     ``{"P1": ..., "P5": ...}`` (see ``backbone.feature_strides`` for their strides)."""
@@ -227,7 +289,7 @@ def MobileViT(variant="xxs", input_shape=None, include_top=True, weights=None, i
 # The registry: every model name, its task, backbone, head and default settings.
 # ---------------------------------------------------------------------------
 
-TASKS = ("classification", "segmentation")
+TASKS = ("classification", "segmentation", "detection")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -235,7 +297,7 @@ class ModelEntry:
     name: str
     task: str
     architecture: str  # the backbone's zoo name
-    head: str  # "classifier", "deeplabv3" or "pspnet"
+    head: str  # "classifier", "deeplabv3", "pspnet" or "ssdlite"
     defaults: tuple = ()  # (setting, value) pairs: the official configuration
 
     @property
@@ -262,6 +324,9 @@ def _registry():
             if architecture.family == family:
                 entries.append(ModelEntry(f"{head}_{architecture.name}", "segmentation", architecture.name, head,
                                           tuple(defaults.items())))
+    for name in architectures.ARCHITECTURES:  # cvnets config/detection/ssd_coco: COCO, 320x320
+        entries.append(ModelEntry(f"ssdlite_{name}", "detection", name, "ssdlite", (("classes", 80),
+                                                                                    ("input_size", 320))))
     return {entry.name: entry for entry in entries}
 
 
@@ -277,7 +342,7 @@ def get_entry(name):
 
 
 def list_models(task="classification"):
-    """The names ``create_model`` takes for a task ("classification", "segmentation"); all of them for None."""
+    """The names ``create_model`` takes for a task ("classification", "segmentation", "detection"); all for None."""
     if task is not None and task not in TASKS:
         raise ValueError(f"task must be one of {TASKS} or None, got {task!r}")
     return [name for name, entry in REGISTRY.items() if task is None or entry.task == task]
@@ -294,6 +359,8 @@ def create_model(name, **kwargs):
     entry = get_entry(name)
     if entry.task == "segmentation":
         return build_segmenter(name, **kwargs)
+    if entry.task == "detection":
+        return build_detector(name, **kwargs)
     return build_model(architectures.get_architecture(entry.architecture), **kwargs)
 
 
@@ -306,6 +373,8 @@ def model_settings(model):
         name = head.pop("model")
         outputs = model.output if isinstance(model.output, dict) else {"logits": model.output}
         return name, dict(common, classes=outputs["logits"].shape[-1], aux_head="aux_logits" in outputs, **head)
+    if facts.task == "detection":
+        return facts.head["model"], dict(common, classes=model.output["class_logits"].shape[-1] - 1)
     if facts.task != "classification" or not facts.architecture:
         raise ValueError(f"model {model.name!r} does not say how it was built, so it cannot be rebuilt")
     return facts.architecture, dict(common, classes=model.output_shape[-1], classifier_activation=None)

@@ -12,6 +12,7 @@ STEPS = 5
 QUICKSTART_DEFAULTS = {
     "classification": dict(out="mobilevitv2-quickstart", epochs=8, image_size=64),
     "segmentation": dict(out="mobilevitv2-quickstart-segmentation", epochs=10, image_size=128),
+    "detection": dict(out="mobilevitv2-quickstart-detection", epochs=10, image_size=192),
 }
 
 
@@ -250,3 +251,113 @@ class _BackgroundOnly:
         logits = np.zeros((*image.shape[:2], 2), np.float32)
         logits[..., 0] = 1.0
         return logits
+
+
+def plot_detections(detector, source, path, count=4, score_threshold=0.3):
+    """``count`` validation images with their ground-truth boxes (white) and the detections (coloured)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import tensorflow as tf
+
+    from mobilevitv2_tflite.runtime import draw_detections
+
+    from .data.pipeline import decode_file
+    from .evaluation import detect
+    from .files import save_figure
+
+    names = list(source.class_names[1:])
+    picks = np.unique(np.linspace(0, len(source) - 1, count).round().astype(int))
+    figure, axes = plt.subplots(1, len(picks), figsize=(4 * len(picks), 4), squeeze=False)
+    for axis, index in zip(axes[0], picks):
+        image = decode_file(tf.constant(source.paths[index]), tf.constant(source.native[index])).numpy()
+        height, width = image.shape[:2]
+        axis.imshow(draw_detections(image, detect(detector, image, score_threshold=score_threshold), names))
+        for (x1, y1, x2, y2), ignored in zip(np.asarray(source.boxes[index]), np.asarray(source.ignored[index])):
+            if not ignored:
+                axis.add_patch(plt.Rectangle((x1 * width, y1 * height), (x2 - x1) * width, (y2 - y1) * height,
+                                             fill=False, edgecolor="white", linestyle="--", linewidth=1))
+        axis.set_title(f"{os.path.basename(source.paths[index])}")
+        axis.axis("off")
+    save_figure(figure, path)
+
+
+def detection_quickstart(out="mobilevitv2-quickstart-detection", epochs=10, image_size=192):
+    """Detection end to end below ``out``: digits on photos (COCO JSON) -> SSDLite on MobileViTv2-0.5 ->
+    float32 TFLite -> COCO AP of both on the validation images -> latency -> ``report.md`` with curves and
+    detections. Running it again continues where it stopped."""
+    from mobilevitv2_tflite.benchmark import benchmark_interleaved
+    from mobilevitv2_tflite.convert import convert
+    from mobilevitv2_tflite.runtime import TFLiteDetector
+
+    from .data.sample_detection import make_detection_sample_data
+    from .evaluation import KerasDetector, evaluate_detection
+    from .files import write_text
+    from .training import train
+    from .training.callbacks import STATE_FILE
+    from .training.tasks import load_detection_data
+
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    data_dir, run_dir = os.path.join(out, "data"), os.path.join(out, "run")
+    if not os.path.isfile(os.path.join(data_dir, "val", "annotations.json")):
+        counts = make_detection_sample_data(data_dir, overwrite=True)
+        _step(1, f"wrote {counts['train']} training and {counts['val']} validation images with boxes "
+                 f"(scikit-learn's digits on scikit-image's photos, COCO JSON) to {data_dir}")
+    else:
+        _step(1, f"the images and boxes are in {data_dir}")
+
+    resume = os.path.isfile(os.path.join(run_dir, "checkpoints", STATE_FILE))
+    _step(2, f"{'resuming' if resume else 'training'} ssdlite_mobilevitv2_050 at {size[0]}x{size[1]} in {run_dir}")
+    trained = train(data_dir, run_dir, resume=resume, overwrite=not resume, verbose=0, model="ssdlite_mobilevitv2_050",
+                    image_size=size, epochs=epochs, batch_size=16, augmentation="none",
+                    learning_rate=QUICKSTART_DETECTION_LR)
+    best = max(float(r.get("val_map", 0)) for r in trained.history)
+    print(f"validation AP {float(trained.history[-1]['val_map']):.3f} (best {best:.3f}); "
+          f"curves in {run_dir}/training_curves.png", flush=True)
+    model_path = os.path.join(run_dir, "model.keras")
+
+    _step(3, "converting to a float32 TFLite file")
+    tflite_path = os.path.join(out, "model_fp32.tflite")
+    if _is_fresh(tflite_path, model_path):
+        print(f"{tflite_path}: up to date", flush=True)
+    else:
+        print(convert(model_path, tflite_path, overwrite=True).summary(), flush=True)
+
+    _step(4, "COCO AP on the validation images, cvnets' protocol (pycocotools)")
+    val = load_detection_data(data_dir, split="val", progress=False)
+    keras_detector = KerasDetector.load(model_path)
+    rows = []
+    for variant, detector, path in (("Keras", keras_detector, model_path),
+                                    ("float32 TFLite", TFLiteDetector(tflite_path), tflite_path)):
+        scores = evaluate_detection(detector, val, progress=False)
+        rows.append(dict(variant=variant, path=path, megabytes=os.path.getsize(path) / 1e6, **scores))
+        print(f"{variant}: AP {scores['AP']:.3f}, AP50 {scores['AP50']:.3f}", flush=True)
+
+    _step(5, "benchmarking the TFLite file on this CPU: LiteRT, XNNPACK, 1 thread")
+    timed = benchmark_interleaved({"float32": (tflite_path, 1)}, rounds=10, runs=5)["float32"]
+    plot_detections(keras_detector, val, os.path.join(out, "detections.png"))
+
+    table = "\n".join(
+        ["| model | file | MB | AP | AP50 | AP75 | AP small | AP medium | AP large |",
+         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        + [f"| {r['variant']} | {os.path.basename(r['path'])} | {r['megabytes']:.2f} | " + " | ".join(
+            "-" if r[k] < 0 else f"{r[k]:.3f}" for k in ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large"))
+           + " |" for r in rows])
+    latency = (f"float32 TFLite at {size[0]}x{size[1]} (network only; the post-processing runs outside): "
+               f"median {timed.median_ms:.2f} ms (p95 {timed.p95_ms:.2f} ms)")
+    report = "\n".join([
+        "# SSDLite on MobileViTv2-0.5: detection from training to TFLite", "",
+        f"`ssdlite_mobilevitv2_050` trained from scratch {epochs} epochs at {size[0]}x{size[1]} on scikit-learn's "
+        f"digits pasted on scikit-image's photos ({len(val)} validation images; classes "
+        f"{', '.join(val.class_names[1:])}), evaluated with pycocotools as cvnets does, converted to float32 TFLite.",
+        "", table, "", latency, "", "![training curves](run/training_curves.png)", "",
+        "![validation images: ground truth dashed, detections with scores](detections.png)", ""])
+    write_text(os.path.join(out, "report.md"), report)
+    print("\n" + table, flush=True)
+    print(f"\n{latency}. Report: {out}/report.md", flush=True)
+    return rows
+
+
+QUICKSTART_DETECTION_LR = 0.003  # from scratch on the small sample

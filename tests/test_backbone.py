@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import keras_mobilevitv2 as kmv
-from keras_mobilevitv2.backbone import feature_strides, stage_plans
+from keras_mobilevitv2.backbone import feature_map_sizes, feature_strides, stage_plans
 from keras_mobilevitv2.models import create_backbone
 
 from conftest import random_images
@@ -36,6 +36,19 @@ def test_feature_maps_by_level_have_the_strides_they_say():
         for level, tensor in backbone.output.items():
             assert tuple(tensor.shape[1:3]) == (128 // strides[level], 64 // strides[level])
         assert strides["P5"] == output_stride
+
+
+@pytest.mark.parametrize("name, output_stride", [("mobilevitv2_050", 32), ("mobilevitv2_050", 16),
+                                                  ("mobilevit_xxs", 32)])
+def test_map_sizes_at_sizes_the_strides_do_not_divide_are_the_built_ones(name, output_stride):
+    """A MobileViTv2 block rounds its map up to an even size and keeps it; v1's resizes back."""
+    backbone = create_backbone(name, output_stride, input_shape=(193, 161, 3))
+    built = {level: tuple(tensor.shape[1:3]) for level, tensor in backbone.output.items()}
+    assert feature_map_sizes(name, 193, 161, output_stride) == built
+    if name.startswith("mobilevitv2") and output_stride == 32:
+        assert built["P5"] == (8, 6)  # not ceil(193 / 32) x ceil(161 / 32) = 7 x 6
+    if name.startswith("mobilevit_"):
+        assert built["P5"] == (7, 6)
 
 
 def test_layers_are_dilated_where_the_plan_says():

@@ -152,7 +152,7 @@ def fixed_size_model(model, image_size=None, precision="fp32", strips="auto"):
         target = tuple(facts.input_size)
     if min(target) < 32:
         raise ConversionError(f"image size {target} is too small: these models need at least 32x32")
-    training_outputs = isinstance(model.output, dict)
+    training_outputs = facts.task == "segmentation" and isinstance(model.output, dict)  # the auxiliary head
     if (height, width) != target or training_outputs:
         if is_quantization_aware(model):
             raise ConversionError(f"a quantization-aware model converts at the size it was fine-tuned at, "
@@ -324,7 +324,8 @@ def tflite_content(model, precision="fp32", calibration=None, io_type="float32")
 def write_tflite(content, out, facts, input_size, precision, io_type):
     """Writes converted ``content`` to ``out`` atomically, with the model's facts in its metadata."""
     facts_dict = facts.to_dict()
-    facts_dict.update(input_size=list(input_size), precision=precision, io_type=io_type, outputs="logits")
+    outputs = "box_regressions, class_logits" if facts.task == "detection" else "logits"
+    facts_dict.update(input_size=list(input_size), precision=precision, io_type=io_type, outputs=outputs)
     with atomic_output(out) as temporary:
         with open(temporary, "wb") as file:
             file.write(add_metadata(content, facts_dict))

@@ -324,3 +324,142 @@ def _read_rgb(path):
     except Exception as error:  # noqa: BLE001 - the one-line reason is what the user needs
         raise ValueError(f"{path}: cannot read the image ({error})") from None
     return decode_file(tf.constant(os.fspath(path)), tf.constant(native)).numpy()
+
+
+# ---------------------------------------------------------------------------
+# Detection
+# ---------------------------------------------------------------------------
+
+class TFLiteDetector:
+    """A ``.tflite`` detector from ``convert`` with the raw outputs (``box_regressions``, ``class_logits``, found
+    by name); ``keras_mobilevitv2.evaluation.detect`` post-processes them as the Keras model's."""
+
+    def __init__(self, path, num_threads=None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such model file")
+        self.facts = read_metadata(path)
+        if self.facts is None:
+            raise ValueError(f"{path}: no keras_mobilevitv2 metadata (convert it with `mobilevitv2 convert`)")
+        if self.facts.get("task") != "detection":
+            raise ValueError(f"{path}: a {self.facts.get('task', 'classification')} model, not a detector")
+        self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
+        self.runner = self.interpreter.get_signature_runner()
+        outputs = self.interpreter.get_signature_list()["serving_default"]["outputs"]
+        if not {"box_regressions", "class_logits"} <= set(outputs):
+            raise ValueError(f"{path}: expected the outputs box_regressions and class_logits, found {outputs}")
+        self.input_name = self.interpreter.get_signature_list()["serving_default"]["inputs"][0]
+        detail = self.runner.get_input_details()[self.input_name]
+        self.input_detail = detail
+        self.input_size = tuple(int(s) for s in detail["shape"][1:3])
+
+    @property
+    def class_names(self):
+        return self.facts.get("class_names")
+
+    @property
+    def architecture(self):
+        return self.facts.get("architecture")
+
+    def raw_outputs(self, image):
+        from keras_mobilevitv2.evaluation import prepare_detection_image
+
+        x = prepare_detection_image(image, self.input_size, self.facts.get("interpolation", "bicubic"))
+        x = x[np.newaxis] * (self.facts["input_max"] / 255.0)
+        outputs = self.runner(**{self.input_name: quantize_input(x, self.input_detail)})
+        details = self.runner.get_output_details()
+        result = []
+        for name in ("box_regressions", "class_logits"):
+            value, detail = outputs[name][0], details[name]
+            if np.dtype(detail["dtype"]).kind in "iu":
+                scale, zero_point = detail["quantization"]
+                value = (value.astype(np.float32) - zero_point) * scale
+            result.append(np.asarray(value, np.float32))
+        return tuple(result)
+
+
+def load_detector(path, num_threads=None):
+    """A ``.keras`` (``KerasDetector``) or ``.tflite`` (``TFLiteDetector``) detector."""
+    from keras_mobilevitv2.evaluation import KerasDetector
+
+    path = os.fspath(path)
+    if path.endswith(".tflite"):
+        return TFLiteDetector(path, num_threads)
+    from .convert import load_keras_model
+
+    return KerasDetector.load(load_keras_model(path))
+
+
+def evaluate_detection_model(model_path, data, annotations=None, split="val", limit=None, progress=True):
+    """cvnets' COCO evaluation of a ``.keras`` or ``.tflite`` detector on a COCO (``data`` images folder +
+    ``annotations``) or Pascal VOC set: AP, AP50, AP75, AP small / medium / large, ARs."""
+    from keras_mobilevitv2.evaluation import evaluate_detection
+    from keras_mobilevitv2.training.tasks import load_detection_data
+
+    detector = load_detector(model_path)
+    source = load_detection_data(data, annotations, split, progress=progress)
+    names = detector.class_names
+    if names is not None and tuple(names) != tuple(source.class_names[1:]):
+        raise ValueError(f"{data}: its classes {list(source.class_names[1:])} are not the model's {list(names)}")
+    result = evaluate_detection(detector, source, limit=limit, progress=progress)
+    return {"model": os.fspath(model_path), "data": os.fspath(data), **result}
+
+
+def draw_detections(image, detections, names):
+    """``image`` with each detection's box and "label score" drawn (uint8 RGB)."""
+    from PIL import Image, ImageDraw
+
+    from keras_mobilevitv2.data.segmentation import voc_palette
+
+    palette = np.asarray(voc_palette(), np.uint8).reshape(-1, 3)
+    picture = Image.fromarray(np.asarray(image, np.uint8))
+    draw = ImageDraw.Draw(picture)
+    width = max(1, round(min(picture.size) / 200))
+    for box, label, score in zip(detections["boxes"], detections["labels"], detections["scores"]):
+        colour = tuple(int(c) for c in palette[1 + (int(label) - 1) % 20])
+        x1, y1, x2, y2 = (float(v) for v in box)
+        draw.rectangle([x1, y1, x2, y2], outline=colour, width=width)
+        text = f"{names[int(label) - 1]} {score:.2f}"
+        left, top, right, bottom = draw.textbbox((x1, y1), text)
+        draw.rectangle([left, top - (bottom - top) - 2, right + 2, top], fill=colour)
+        draw.text((x1 + 1, top - (bottom - top) - 2), text, fill=(255, 255, 255))
+    return np.asarray(picture)
+
+
+def predict_detections(model_path, image_paths, out_dir, score_threshold=0.3, overwrite=False):
+    """Writes ``NAME.json`` (``{"image", "width", "height", "detections": [{"label", "class_id", "score",
+    "box": [x1, y1, x2, y2]}]}``, boxes in the image's pixels) and ``NAME_boxes.png`` for every image into
+    ``out_dir``; returns ``[(image, json path, picture path, detections)]``."""
+    from PIL import Image
+
+    from keras_mobilevitv2.evaluation import detect
+    from keras_mobilevitv2.files import atomic_output, check_output_path, write_json
+
+    detector = load_detector(model_path)
+    names = list(detector.class_names or [])
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    stems = [os.path.splitext(os.path.basename(os.fspath(p)))[0] for p in image_paths]
+    if len(set(stems)) != len(stems):
+        raise ValueError("two images have the same name: their results would overwrite each other")
+    outputs = [(os.path.join(out_dir, f"{stem}.json"), os.path.join(out_dir, f"{stem}_boxes.png")) for stem in stems]
+    for pair in outputs:
+        for path in pair:
+            check_output_path(path, overwrite, inputs=image_paths)
+    results = []
+    for path, (json_path, picture_path) in zip(image_paths, outputs):
+        image = _read_rgb(path)
+        found = detect(detector, image, score_threshold=score_threshold)
+        if not names:
+            names = [str(k) for k in range(1, int(found["labels"].max(initial=0)) + 1)]
+        detections = [{"label": names[int(label) - 1], "class_id": int(label), "score": float(score),
+                       "box": [float(v) for v in box]}
+                      for box, label, score in zip(found["boxes"], found["labels"], found["scores"])]
+        write_json(json_path, {"image": os.path.basename(os.fspath(path)), "width": int(image.shape[1]),
+                               "height": int(image.shape[0]), "detections": detections})
+        with atomic_output(picture_path) as temporary:
+            Image.fromarray(draw_detections(image, found, names)).save(temporary, format="PNG")
+        results.append((os.fspath(path), json_path, picture_path, detections))
+    return results

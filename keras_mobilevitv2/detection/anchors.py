@@ -17,13 +17,23 @@ ASPECT_RATIOS = ((2, 3),) * 5 + ((2,),)
 MIN_SCALE, MAX_SCALE = 0.1, 1.05
 
 
-def feature_map_sizes(height, width, output_strides=OUTPUT_STRIDES):
+def feature_map_sizes(height, width, output_strides=OUTPUT_STRIDES, architecture=None):
     """``[(rows, columns)]`` of each level for an input of ``height`` x ``width``.
 
     Every halving is a 3x3 stride-2 conv with padding 1 on each side, n -> ceil(n / 2)
-    (320 -> 20, 10, 5, 3, 2, 1); the global level is 1 x 1. Equal to cvnets'
-    ``ceil(size / stride)``, which its data loader uses to make the anchors.
+    (320 -> 20, 10, 5, 3, 2, 1); the global level is 1 x 1. Without ``architecture``
+    this is cvnets' ``ceil(size / stride)``, which its data loader uses to make the
+    anchors. With it (a zoo name), strides 16 and 32 are the sizes that backbone
+    gives (``backbone.feature_map_sizes``: a MobileViTv2 block rounds its map up to
+    an even size) and the later levels halve P5: the maps the detector's heads see,
+    which differ from ``ceil(size / stride)`` at some sizes (193 x 161).
     """
+    backbone_sizes = {}
+    if architecture is not None:
+        from ..backbone import feature_map_sizes as backbone_sizes_of
+
+        p4, p5 = (backbone_sizes_of(architecture, height, width)[level] for level in ("P4", "P5"))
+        backbone_sizes = {16: p4, 32: p5}
     sizes = []
     for stride in output_strides:
         if stride == -1:
@@ -31,9 +41,13 @@ def feature_map_sizes(height, width, output_strides=OUTPUT_STRIDES):
             continue
         if stride < 1 or stride & (stride - 1):
             raise ValueError(f"output strides must be powers of two or -1, got {stride}")
-        rows, columns = int(height), int(width)
-        for _ in range(stride.bit_length() - 1):
-            rows, columns = (rows + 1) // 2, (columns + 1) // 2
+        rows, columns, done = int(height), int(width), 1
+        for known in sorted(backbone_sizes, reverse=True):
+            if known <= stride:
+                (rows, columns), done = backbone_sizes[known], known
+                break
+        while done < stride:
+            rows, columns, done = (rows + 1) // 2, (columns + 1) // 2, done * 2
         sizes.append((rows, columns))
     return sizes
 
@@ -49,17 +63,19 @@ def anchors_per_location(aspect_ratios=ASPECT_RATIOS):
 
 
 def ssd_anchors(height, width, output_strides=OUTPUT_STRIDES, aspect_ratios=ASPECT_RATIOS, min_scale=MIN_SCALE,
-                max_scale=MAX_SCALE, clip=True):
+                max_scale=MAX_SCALE, clip=True, architecture=None):
     """``[num_anchors, 4]`` float32 anchors ``(cx, cy, w, h)``, normalised, for an input of ``height`` x ``width``.
 
     3232 for 320 x 320 with the defaults (2400 + 600 + 150 + 54 + 24 + 4).
+    ``architecture``: the detector's backbone (a zoo name), for the map sizes it
+    gives at any input size (``feature_map_sizes``); a detector's own anchors.
     """
     if len(aspect_ratios) != len(output_strides):
         raise ValueError(f"{len(aspect_ratios)} aspect-ratio lists for {len(output_strides)} output strides")
     scales = np.linspace(min_scale, max_scale, len(output_strides) + 1)
     levels = []
-    for level, ((rows, columns), ratios) in enumerate(zip(feature_map_sizes(height, width, output_strides),
-                                                          aspect_ratios)):
+    for level, ((rows, columns), ratios) in enumerate(zip(feature_map_sizes(height, width, output_strides,
+                                                                            architecture), aspect_ratios)):
         small, big = scales[level], (scales[level] * scales[level + 1]) ** 0.5
         shapes = [(small, small), (big, big)]
         for ratio in _unique(ratios):

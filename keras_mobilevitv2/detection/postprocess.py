@@ -161,16 +161,18 @@ class SSDPostprocess(keras.layers.Layer):
 
     def __init__(self, image_size, output_strides=OUTPUT_STRIDES, aspect_ratios=ASPECT_RATIOS,
                  conf_threshold=CONF_THRESHOLD, top_k=TOP_K, nms_iou_threshold=NMS_IOU_THRESHOLD,
-                 max_detections=MAX_DETECTIONS, **kwargs):
+                 max_detections=MAX_DETECTIONS, architecture=None, **kwargs):
         super().__init__(**kwargs)
         self.image_size = tuple(int(s) for s in image_size)
+        self.architecture = architecture
         self.output_strides = tuple(int(s) for s in output_strides)
         self.aspect_ratios = tuple(tuple(int(r) for r in ratios) for ratios in aspect_ratios)
         self.conf_threshold = float(conf_threshold)
         self.top_k = int(top_k)
         self.nms_iou_threshold = float(nms_iou_threshold)
         self.max_detections = int(max_detections)
-        self.anchors = ssd_anchors(*self.image_size, self.output_strides, self.aspect_ratios)
+        self.anchors = ssd_anchors(*self.image_size, self.output_strides, self.aspect_ratios,
+                                   architecture=architecture)
 
     def call(self, outputs):
         return postprocess(outputs["box_regressions"], outputs["class_logits"], self.anchors, self.conf_threshold,
@@ -187,7 +189,8 @@ class SSDPostprocess(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "image_size": self.image_size, "output_strides": self.output_strides,
                 "aspect_ratios": self.aspect_ratios, "conf_threshold": self.conf_threshold, "top_k": self.top_k,
-                "nms_iou_threshold": self.nms_iou_threshold, "max_detections": self.max_detections}
+                "nms_iou_threshold": self.nms_iou_threshold, "max_detections": self.max_detections,
+                "architecture": self.architecture}
 
 
 def to_pixels(boxes, height, width):

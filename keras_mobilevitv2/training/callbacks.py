@@ -162,7 +162,8 @@ class EpochSummary(keras.callbacks.Callback):
         optimizer = self.model.optimizer
         learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
         parts = [f"epoch {epoch + 1}/{self.params.get('epochs', '?')}", f"lr {learning_rate:.3g}"]
-        for key in ("loss", "accuracy", "top5", "miou", "val_loss", "val_accuracy", "val_top5", "val_miou"):
+        for key in ("loss", "box_loss", "class_loss", "accuracy", "top5", "miou", "val_loss", "val_accuracy",
+                    "val_top5", "val_miou", "val_map", "val_ap50"):
             if key in logs and not math.isnan(float(logs[key])):
                 parts.append(f"{key} {float(logs[key]):.4f}")
         parts.append(f"{self.images_per_epoch / max(seconds, 1e-9):.1f} images/s")

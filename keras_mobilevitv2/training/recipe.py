@@ -45,18 +45,22 @@ TASK_RECIPES = {
     # weight decay 0.05, 500 warm-up iterations from 5e-5, 50 epochs, 512x512 crops, batch 128 (32 x 4 GPUs),
     # clipping 10, EMA 0.0005, auxiliary loss weight 0.4.
     "segmentation": TaskRecipe("deeplabv3_mobilevitv2_050", 512, 50, 0.0, 128, 500, 5e-5),
+    # cvnets config/detection/ssd_coco/mobilevit_v2.yaml: AdamW, lr 9e-4 to 1e-6 (cosine), weight decay 0.05,
+    # 500 warm-up iterations from 9e-5, 200 epochs, 320x320, batch 128 (32 x 4 GPUs), EMA 0.0005.
+    "detection": TaskRecipe("ssdlite_mobilevitv2_050", 320, 200, 0.0, 128, 500, 9e-5),
 }
-SEGMENTATION_RECIPE = (0.0005, 1e-6, 0.05)  # peak lr, min lr, weight decay at TASK_RECIPES' batch
+# peak lr, min lr, weight decay at TASK_RECIPES' batch
+DENSE_RECIPES = {"segmentation": (0.0005, 1e-6, 0.05), "detection": (0.0009, 1e-6, 0.05)}
 
 
 @dataclasses.dataclass
 class TrainConfig:
     """Every setting of a run. ``None`` means: the official recipe's value for this task, model and batch."""
 
-    model: str | None = None  # a registry name; default: the task's (mobilevitv2_050, deeplabv3_mobilevitv2_050)
+    model: str | None = None  # a registry name; default: the task's (mobilevitv2_050, deeplabv3_mobilevitv2_050, ...)
     task: str | None = None  # default: the model's task, else classification
-    image_size: int | tuple | None = None  # S or (H, W); default: the task's (256, 512)
-    epochs: int | None = None  # default: the task's recipe (300, 50)
+    image_size: int | tuple | None = None  # S or (H, W); default: the task's (256, 512, 320)
+    epochs: int | None = None  # default: the task's recipe (300, 50, 200)
     batch_size: int = 128  # global, over all replicas
     learning_rate: float | None = None  # peak; default: the recipe's, scaled by batch_size / 1024
     min_learning_rate: float | None = None
@@ -83,8 +87,11 @@ class TrainConfig:
 
     def augment_config(self):
         """The task's augmentation: the preset ``augmentation`` with ``augment_overrides``."""
-        if self.task_defaults().task == "segmentation":
+        task = self.task_defaults().task
+        if task == "segmentation":
             from ..data.segmentation_pipeline import SegmentationAugmentConfig as config_class
+        elif task == "detection":
+            from ..data.detection_pipeline import DetectionAugmentConfig as config_class
         else:
             config_class = AugmentConfig
         unknown = sorted(set(self.augment_overrides) - {f.name for f in dataclasses.fields(config_class)})
@@ -123,8 +130,8 @@ class TrainConfig:
         config = self.task_defaults()
         recipe = TASK_RECIPES[config.task]
         architecture = get_architecture(get_entry(config.model).architecture)
-        if config.task == "segmentation":
-            peak, minimum, decay = SEGMENTATION_RECIPE
+        if config.task in DENSE_RECIPES:
+            peak, minimum, decay = DENSE_RECIPES[config.task]
         elif architecture.family == "mobilevitv2":
             width = int(architecture.name.split("_")[1]) / 100
             peak, minimum, decay = MOBILEVITV2_RECIPE[min(MOBILEVITV2_RECIPE, key=lambda w: abs(w - width))]

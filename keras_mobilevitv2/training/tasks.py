@@ -8,11 +8,17 @@ import dataclasses
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from .. import data as data_lib
-from ..models import create_model
+from ..models import create_model, get_entry
 from ..weights.layouts import is_backbone_layer
+
+
+def _no_annotations(annotations, val_annotations, task):
+    if annotations is not None or val_annotations is not None:
+        raise ValueError(f"--annotations and --val-annotations are for detection, not {task}")
 
 
 class ClassificationTask:
@@ -23,8 +29,9 @@ class ClassificationTask:
     curves = ("loss", "accuracy")
     log_names = {}
 
-    def load_data(self, data, config, val_data=None, progress=True):
+    def load_data(self, data, config, val_data=None, progress=True, annotations=None, val_annotations=None):
         """``(train, val)`` sources from an image folder (split or not) or TFRecords; val may be None."""
+        _no_annotations(annotations, val_annotations, self.name)
         data = os.fspath(data)
         if data_lib.is_tfrecord_dir(data):
             train = data_lib.load_tfrecords(data, "train")
@@ -50,6 +57,12 @@ class ClassificationTask:
         else:
             counts = ["?"] * len(source.class_names)
         return f"{len(source)} images ({', '.join(f'{n}: {c}' for n, c in zip(source.class_names, counts))})"
+
+    def class_names(self, source):
+        return tuple(source.class_names)
+
+    def callbacks(self, source, config, model):
+        return []
 
     def build_model(self, config, class_names, input_shape, training):
         return create_model(config.model, input_shape=input_shape, classes=len(class_names), class_names=class_names,
@@ -91,8 +104,9 @@ class SegmentationTask:
     # Keras prefixes a metric of one output of a model with several by the output's name.
     log_names = {"logits_miou": "miou", "val_logits_miou": "val_miou"}
 
-    def load_data(self, data, config, val_data=None, progress=True):
+    def load_data(self, data, config, val_data=None, progress=True, annotations=None, val_annotations=None):
         """``(train, val)`` pairs: the layout's train and val splits, ``val_data``, or ``config.val_split`` of train."""
+        _no_annotations(annotations, val_annotations, self.name)
         from ..data.segmentation import scan_segmentation_data, segmentation_splits, split_segmentation_set
 
         data = os.fspath(data)
@@ -113,6 +127,12 @@ class SegmentationTask:
 
     def data_summary(self, source):
         return f"{len(source)} images and masks, {len(source.class_names)} classes ({', '.join(source.class_names)})"
+
+    def class_names(self, source):
+        return tuple(source.class_names)
+
+    def callbacks(self, source, config, model):
+        return []
 
     def build_model(self, config, class_names, input_shape, training):
         settings = {} if config.output_stride is None else {"output_stride": config.output_stride}
@@ -157,6 +177,141 @@ class SegmentationTask:
                                                            config.cache_bytes), config)
 
 
+def load_detection_data(data, annotations=None, split="train", progress=True):
+    """A ``DetectionSource``: COCO JSON (``data`` the images' folder, ``annotations`` the file), Pascal VOC
+    (``Annotations/``, ``JPEGImages/``, ``ImageSets/Main/<split>.txt``, also inside ``VOCdevkit/VOC20xx``), or
+    this kit's sample layout (``data/<split>/images`` + ``data/<split>/annotations.json``)."""
+    from ..data.detection import scan_coco, scan_voc
+    from ..data.folders import DataError
+
+    data = os.fspath(data)
+    if annotations is not None:
+        return scan_coco(data, annotations, progress=progress)
+    for root in (data, *(os.path.join(data, name) for name in ("VOC2012", "VOC2007", "VOCdevkit/VOC2012",
+                                                               "VOCdevkit/VOC2007"))):
+        if os.path.isdir(os.path.join(root, "ImageSets", "Main")):
+            return scan_voc(root, split, progress=progress)
+    folder = os.path.join(data, split)
+    if os.path.isfile(os.path.join(folder, "annotations.json")):
+        return scan_coco(os.path.join(folder, "images"), os.path.join(folder, "annotations.json"), progress=progress)
+    raise DataError(f"{data}: not a detection data set: give the COCO annotations (--annotations FILE), or a Pascal "
+                    f"VOC folder (Annotations/, JPEGImages/, ImageSets/Main/), or {split}/images + "
+                    f"{split}/annotations.json")
+
+
+class DetectionTask:
+    """COCO JSON or Pascal VOC boxes, anchors matched in the pipeline, cvnets' multibox loss; COCO AP on the
+    validation images (after each epoch, with the EMA weights) picks the best model."""
+
+    name = "detection"
+    monitor = "val_map"
+    curves = ("loss", "map")
+    log_names = {}
+
+    def load_data(self, data, config, val_data=None, progress=True, annotations=None, val_annotations=None):
+        train = load_detection_data(data, annotations, "train", progress)
+        if val_data is not None or val_annotations is not None:
+            val = load_detection_data(val_data or data, val_annotations, "val", progress)
+        else:
+            try:
+                val = load_detection_data(data, None, "val", progress) if annotations is None else None
+            except ValueError:  # no val split: a share of the training images
+                val = None
+            if val is None and config.val_split > 0:
+                order = np.random.default_rng(config.seed).permutation(len(train))
+                count = min(max(int(round(len(train) * config.val_split)), 1), len(train) - 1)
+                skipped = train.skipped
+                train, val = train.subset(sorted(order[count:])), train.subset(sorted(order[:count]))
+                train = dataclasses.replace(train, skipped=skipped)
+        if val is not None and list(val.class_names) != list(train.class_names):
+            raise ValueError(f"the validation classes {list(val.class_names)[1:]} are not the training classes "
+                             f"{list(train.class_names)[1:]}")
+        return train, val
+
+    def data_summary(self, source):
+        boxes = sum(int((~np.asarray(source.ignored[i])).sum()) for i in range(len(source)))
+        return f"{len(source)} images, {boxes} boxes, {len(source.class_names) - 1} classes " \
+               f"({', '.join(source.class_names[1:])})"
+
+    def class_names(self, source):
+        return tuple(source.class_names[1:])  # the model's names leave the background out
+
+    def build_model(self, config, class_names, input_shape, training):
+        model = create_model(config.model, input_shape=input_shape, classes=len(class_names), class_names=class_names)
+        return DetectorTrainer(model) if training else model
+
+    def head_layers(self, model):
+        return [layer for layer in model.layers if layer.weights and not is_backbone_layer(layer.name)]
+
+    def compile_arguments(self, config, class_names):
+        return {}  # the loss is the trainer's (compute_loss)
+
+    def train_dataset(self, source, config, start_epoch):
+        from ..data.detection_pipeline import make_detection_train_dataset
+
+        if config.multi_scale:
+            raise ValueError("--multi-scale is MobileViT v1's classification sampler; detection trains at one size")
+        from ..detection import ssd_anchors
+
+        anchors = ssd_anchors(*config.input_size, architecture=get_entry(config.model).architecture)
+        return make_detection_train_dataset(source, config.input_size, config.batch_size, config.augment_config(),
+                                            config.seed, start_epoch, config.epochs, anchors=anchors)
+
+    def val_dataset(self, source, config, facts):
+        return None  # no validation loss: COCO AP, by ``callbacks``
+
+    def callbacks(self, source, config, model):
+        return [CocoValidation(model, source, config.input_size, config.batch_size)] if source is not None else []
+
+
+class DetectorTrainer(keras.Model):
+    """A detector for ``fit``: the multibox loss needs both outputs at once, which Keras' per-output losses
+    cannot give it. Shares its layers (and so its weights) with the detector it wraps; the box and class
+    terms are logged as ``box_loss`` and ``class_loss``."""
+
+    def __init__(self, detector, **kwargs):
+        super().__init__(inputs=detector.input, outputs=detector.output, name=detector.name, **kwargs)
+        from ..detection import MultiboxLoss
+
+        self.multibox = MultiboxLoss()
+        self.box_loss_tracker = keras.metrics.Mean(name="box_loss")
+        self.class_loss_tracker = keras.metrics.Mean(name="class_loss")
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        from ..detection import multibox_terms
+
+        box_loss, class_loss = multibox_terms(y, y_pred, self.multibox.neg_pos_ratio)
+        self.box_loss_tracker.update_state(box_loss)
+        self.class_loss_tracker.update_state(class_loss)
+        return box_loss + class_loss
+
+
+class CocoValidation(keras.callbacks.Callback):
+    """After each epoch: COCO AP, AP50 and AP75 of the model (with the EMA weights when EMA is on) on the
+    validation images, cvnets' protocol, as ``val_map``, ``val_ap50``, ``val_ap75``."""
+
+    def __init__(self, detector, source, image_size, batch_size):
+        super().__init__()
+        from ..data.detection_pipeline import make_detection_eval_dataset
+        from ..models import inference_detector
+
+        self.source = source
+        self.ground_truth = source.to_coco()
+        self.dataset = make_detection_eval_dataset(source, image_size, batch_size)
+        self.inference = inference_detector(detector)
+
+    def on_epoch_end(self, epoch, logs=None):
+        from ..detection import coco_evaluate, pixel_predictions
+
+        predictions = []
+        for images, info in self.dataset:
+            predictions += pixel_predictions(self.inference(images, training=False), info)
+        scores = coco_evaluate(predictions, self.ground_truth, self.source.category_ids)
+        if logs is not None:
+            logs.update(val_map=max(scores["AP"], 0.0), val_ap50=max(scores["AP50"], 0.0),
+                        val_ap75=max(scores["AP75"], 0.0))
+
+
 @keras.saving.register_keras_serializable(package="keras_mobilevitv2")
 class SegmentationCrossEntropy(keras.losses.Loss):
     """cvnets' segmentation cross-entropy: logits at any resolution are resized to the mask's (bilinear,
@@ -192,7 +347,7 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         return config
 
 
-TASKS = {task.name: task for task in (ClassificationTask(), SegmentationTask())}
+TASKS = {task.name: task for task in (ClassificationTask(), SegmentationTask(), DetectionTask())}
 
 
 def get_task(name):

@@ -94,10 +94,10 @@ def _start_run_dir(run_dir):
     os.makedirs(os.path.join(run_dir, "checkpoints"), exist_ok=True)
 
 
-def load_data(data, config, val_data=None, progress=True):
+def load_data(data, config, val_data=None, progress=True, annotations=None, val_annotations=None):
     """``(train, val)`` sources of ``config``'s task (see ``tasks``); val may be None."""
     config = config.task_defaults()
-    return get_task(config.task).load_data(data, config, val_data, progress)
+    return get_task(config.task).load_data(data, config, val_data, progress, annotations, val_annotations)
 
 
 def initialise(model, path, skip_head=False):
@@ -138,7 +138,7 @@ def _build_model(task, config, class_names, input_shape, training, dtype_policy=
 
 
 def train(data, out, config=None, val_data=None, resume=False, overwrite=False, callbacks=(), verbose=1,
-          **settings):
+          annotations=None, val_annotations=None, **settings):
     """Trains a model of the registry (a classifier or a segmentation model); writes the run directory ``out``.
 
     Args:
@@ -148,7 +148,10 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
             history.csv, training_curves.png, tensorboard/, config.json, data_report.txt
             and, at the end, model.keras (EMA weights, class names and preprocessing inside).
         config: a ``TrainConfig``; or give its fields as keyword arguments.
+            Detection: COCO JSON (images folder + ``annotations``), Pascal VOC, or
+            ``DIR/train/images`` + ``DIR/train/annotations.json`` (the sample's layout).
         val_data: a separate validation folder (else the data's val split, or ``config.val_split``).
+        annotations, val_annotations: detection's COCO annotation files for ``data`` and ``val_data``.
         resume: continue the run in ``out`` from its last completed epoch.
         overwrite: delete an existing run in ``out`` and start again.
         callbacks: more Keras callbacks.
@@ -177,7 +180,9 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
         tf.config.experimental.enable_op_determinism()
 
     task = get_task(config.task_defaults().task)
-    train_source, val_source = load_data(data, config, val_data)  # bad data fails before anything is written
+    # bad data fails before anything is written
+    train_source, val_source = load_data(data, config, val_data, annotations=annotations,
+                                         val_annotations=val_annotations)
     if state is None:
         _start_run_dir(run_dir)
     report = train_source.report() if hasattr(train_source, "report") else ""
@@ -193,15 +198,15 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
     if state is None:
         write_json(os.path.join(run_dir, CONFIG_FILE), {
             "requested": dataclasses.asdict(config), "resolved": dataclasses.asdict(resolved),
-            "data": os.path.abspath(os.fspath(data)), "class_names": list(train_source.class_names),
+            "data": os.path.abspath(os.fspath(data)), "class_names": list(task.class_names(train_source)),
             "replicas": strategy.num_replicas_in_sync})
     print(f"{resolved.model} ({task.name}) at {image_size[0]}x{image_size[1]}: {len(train_source)} training images, "
-          f"{len(val_source) if val_source else 0} validation, {len(train_source.class_names)} classes; "
+          f"{len(val_source) if val_source else 0} validation, {len(task.class_names(train_source))} classes; "
           f"{steps} steps of {config.batch_size} per epoch on {strategy.num_replicas_in_sync} replica(s); "
           f"peak lr {resolved.learning_rate:.3g}, weight decay {resolved.weight_decay:g}, "
           f"warm-up {resolved.warmup_steps} steps", flush=True)
 
-    class_names = train_source.class_names
+    class_names = task.class_names(train_source)
     dtype_policy = None
     if config.mixed_precision:
         dtype_policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"
@@ -251,12 +256,15 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
         save_inference_model(model, path, inference)
 
     checkpoints = os.path.join(run_dir, "checkpoints")
-    run_callbacks = [RenameLogs(task.log_names), ResumeCheckpoint(checkpoints, state),
-                     RunHistory(run_dir, initial_epoch, curves=task.curves)]
+    # In this order: the raw weights are checkpointed, then the EMA weights are swapped in for the task's own
+    # validation (detection's COCO AP) and the exports, and the history records what they logged.
+    run_callbacks = [RenameLogs(task.log_names), ResumeCheckpoint(checkpoints, state)]
     if resolved.ema_momentum > 0:
         run_callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     run_callbacks += [
+        *task.callbacks(val_source, resolved, model),
         ModelExport(export, checkpoints, monitor=task.monitor),
+        RunHistory(run_dir, initial_epoch, curves=task.curves),
         keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard")),
         EpochSummary(steps * config.batch_size),
         *callbacks,

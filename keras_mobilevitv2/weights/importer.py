@@ -78,11 +78,13 @@ def _checkpoint_family(state):
 
 
 def _checkpoint_head(state):
-    """The dense head a cvnets checkpoint holds: "deeplabv3", "pspnet" or None."""
+    """The dense head a cvnets checkpoint holds: "deeplabv3", "pspnet", "ssdlite" or None."""
     if any(k.startswith("seg_head.aspp.") for k in state):
         return "deeplabv3"
     if any(k.startswith("seg_head.psp_layer.") for k in state):
         return "pspnet"
+    if any(k.startswith("ssd_heads.") for k in state):
+        return "ssdlite"
     return None
 
 
@@ -102,11 +104,12 @@ def guess_model(state, layout):
 
 
 def _head_naming(model, state):
-    """What ``torch_prefix`` needs of a dense model's head (its settings), or None for a classifier."""
+    """What ``torch_prefix`` needs of a dense model's head (its task and settings), or None for a classifier."""
     facts = get_preprocessing(model)
-    if facts.task != "segmentation":
+    if facts.task == "classification":
         return None
-    return dict(facts.head, legacy_classifier="seg_head.classifier.classifier.block.conv.weight" in state)
+    return dict(facts.head or {}, task=facts.task,
+                legacy_classifier="seg_head.classifier.classifier.block.conv.weight" in state)
 
 
 def _is_backbone_key(key, layout, prefix):
@@ -186,13 +189,15 @@ def load_state_dict(model, state, path="checkpoint", skip_head=False):
 def _mismatch_message(model, state, path, layout, missing, unexpected, mismatched, head_prefix, dense):
     lines = [f"{path} ({layout} layout) does not fit model {model.name!r}:"]
     task, model_task = checkpoint_task(state), get_preprocessing(model).task
-    classifier_keys = (head_prefix + ".",) if not dense else ("seg_head.classifier.", "seg_head.aux_head.2.")
+    classifier_keys = (head_prefix + ".",) if not dense else ("seg_head.classifier.", "seg_head.aux_head.2.",
+                                                              "ssd_heads.")
     head_only = all(k.startswith(classifier_keys) for k in missing + unexpected + mismatched)
     if task != model_task:
         lines.append(f"  the checkpoint holds a {task} model and {model.name!r} is a {model_task} model: load its "
                      "backbone only with skip_head=True (--init-from), or build the checkpoint's kind of model")
     elif head_only and mismatched:
-        lines.append("  the checkpoint's classifier has other classes than the model's: load with skip_head=True "
+        lines.append(f"  the checkpoint's classifier has {_class_count(state, path, model_task, head_prefix)} "
+                     f"classes and the model's {_model_class_count(model, model_task)}: load with skip_head=True "
                      "(--skip-head) to keep a freshly initialised head")
     else:
         guess = guess_model(state, layout)
@@ -203,6 +208,23 @@ def _mismatch_message(model, state, path, layout, missing, unexpected, mismatche
             shown = "; ".join(keys[:4]) + (f"; ... ({len(keys) - 4} more)" if len(keys) > 4 else "")
             lines.append(f"  {title} ({len(keys)}): {shown}")
     return "\n".join(lines)
+
+
+def _class_count(state, path, task, head_prefix):
+    """The classes of a checkpoint's head (background not counted for detection)."""
+    if task == "detection":
+        return detection_classes(state, path)
+    if task == "segmentation":
+        return segmentation_settings(state, path, _checkpoint_family(state))["classes"]
+    return int(state[f"{head_prefix}.bias"].shape[0])
+
+
+def _model_class_count(model, task):
+    """The classes a model predicts (background not counted for detection)."""
+    outputs = model.output
+    if task == "detection":
+        return int(outputs["class_logits"].shape[-1]) - 1
+    return int((outputs["logits"] if isinstance(outputs, dict) else outputs).shape[-1])
 
 
 def load_pytorch_checkpoint(model, path, skip_head=False, prefer_ema=True):
@@ -279,6 +301,20 @@ def segmentation_settings(state, path, family):
     return settings
 
 
+def detection_classes(state, path):
+    """The object classes of an official SSDLite checkpoint (background not counted), from its last head."""
+    from ..detection.anchors import anchors_per_location
+    from ..heads.ssdlite import BOX_CODES
+
+    heads = [k for k in state if k.startswith("ssd_heads.") and k.endswith(".bias")]
+    try:
+        last = max(heads, key=lambda k: int(k.split(".")[1]))
+        values = state[last].shape[0] // anchors_per_location()[int(last.split(".")[1])]
+    except (ValueError, IndexError):
+        raise CheckpointError(f"{path}: a detection checkpoint without SSD heads (ssd_heads.*.bias)") from None
+    return int(values - BOX_CODES - 1)
+
+
 def import_checkpoint(checkpoint, model_name, out, image_size=None, classes=None, skip_head=False,
                       labels=None, overwrite=False, prefer_ema=True, output_stride=None, atrous_rates=None):
     """Builds ``model_name``, loads ``checkpoint`` into it and saves ``out`` (``.keras``).
@@ -286,7 +322,9 @@ def import_checkpoint(checkpoint, model_name, out, image_size=None, classes=None
     The saved model takes RGB in [0, 255] (it scales inside), outputs logits and
     carries its preprocessing facts and, from ``labels`` (a file), its class names.
     ``image_size``: an int or (height, width); the task's official size by default
-    (256 for classifiers, 512 for segmentation). A segmentation model takes its
+    (256 for classifiers, 512 for segmentation, 320 for detection). A detector
+    takes its classes from the checkpoint (COCO's 80 names when there are 80,
+    else ``labels``). A segmentation model takes its
     classes and head width from the checkpoint, keeps its auxiliary head (for
     fine-tuning), and has the output stride and atrous rates of the official
     configuration of its dataset unless ``output_stride`` / ``atrous_rates`` say
@@ -302,7 +340,13 @@ def import_checkpoint(checkpoint, model_name, out, image_size=None, classes=None
         image_size = (image_size, image_size)
     input_shape = None if image_size is None else (*image_size, 3)
     state = read_checkpoint(checkpoint, prefer_ema)
-    if entry.task == "segmentation":
+    if entry.task == "detection":
+        if classes is None and class_names:
+            classes = len(class_names)
+        if classes is None and checkpoint_task(state) == "detection":
+            classes = detection_classes(state, checkpoint)
+        model = create_model(model_name, input_shape=input_shape, classes=classes, class_names=class_names)
+    elif entry.task == "segmentation":
         layout = detect_layout(state)
         settings = {} if layout is None or checkpoint_task(state) != "segmentation" \
             else segmentation_settings(state, checkpoint, _checkpoint_family(state))

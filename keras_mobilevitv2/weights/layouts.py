@@ -130,18 +130,41 @@ def segmentation_head_prefix(layer_name, head):
     return f"seg_head.aux_head.0.{kind}"
 
 
+_DETECTION_LAYER = re.compile(r"(extra_os\d+|ssd_head\d+)_(dw|pw|proj)(?:_(conv|bn))?")
+
+
+def detection_head_prefix(layer_name):
+    """The cvnets key prefix of an SSDLite layer: the extra layers and the heads (``ssd_heads.0.proj_layer...``)."""
+    if layer_name == "extra_global_conv":
+        return "extra_layers.os_-1.1.block.conv"
+    if re.fullmatch(r"ssd_head\d+_conv", layer_name):  # the global level's head: one 1x1 convolution
+        return f"ssd_heads.{layer_name[len('ssd_head'):-len('_conv')]}.loc_cls_layer.block.conv"
+    match = _DETECTION_LAYER.fullmatch(layer_name)
+    if not match:
+        raise KeyError(layer_name)
+    owner, part, kind = match[1], match[2], _CONV_NORM["cvnets"][match[3] or "conv"]
+    if owner.startswith("extra_os"):
+        return f"extra_layers.os_{owner[len('extra_os'):]}.{part}_conv.{kind}"
+    head = f"ssd_heads.{owner[len('ssd_head'):]}"
+    if part == "proj":
+        return f"{head}.proj_layer.{kind}"
+    return f"{head}.loc_cls_layer.{part}_conv.{kind}"
+
+
 def torch_prefix(layer_name, layout, family, num_transformer_layers=None, backbone_prefix="", head=None):
     """The checkpoint key prefix of a Keras layer's weights, e.g. ``layer_1.0.block.exp_1x1.block.conv``.
 
     ``num_transformer_layers`` of the layer's block is needed for the block's final
     norm in the cvnets layout (``global_rep.{L}``). ``backbone_prefix`` goes before
     the backbone's keys (``encoder.`` in cvnets' segmentation and detection
-    checkpoints); ``head``: the settings of a segmentation head (see
-    ``segmentation_head_prefix``).
+    checkpoints); ``head``: the task (``{"task": "detection"}``) and, for
+    segmentation, the head's settings (see ``segmentation_head_prefix``).
     """
     if head is not None and not is_backbone_layer(layer_name):
         if layout != "cvnets":
             raise KeyError(layer_name)
+        if head.get("task") == "detection":
+            return detection_head_prefix(layer_name)
         return segmentation_head_prefix(layer_name, head)
     return backbone_prefix + _classification_prefix(layer_name, layout, family, num_transformer_layers)
 

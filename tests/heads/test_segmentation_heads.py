@@ -32,7 +32,7 @@ def test_the_registry_knows_the_segmentation_models():
     assert len([n for n in names if n.startswith("pspnet_mobilevitv2")]) == 7
     assert [n for n in names if "mobilevit_" in n] == [
         "deeplabv3_mobilevit_xxs", "deeplabv3_mobilevit_xs", "deeplabv3_mobilevit_s"]
-    assert set(kmv.list_models(None)) == set(names) | set(kmv.list_models())
+    assert set(kmv.list_models(None)) == set(names) | set(kmv.list_models()) | set(kmv.list_models("detection"))
 
 
 def test_parameters_equal_the_official_count():

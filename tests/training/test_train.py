@@ -199,11 +199,13 @@ def test_two_workers_train_as_one_process(tmp_path, small_digits):
     distributed = json.load(open(tmp_path / "losses0.json"))
     single = json.load(open(tmp_path / "single.json"))
     assert len(distributed) == len(single) == 10
-    # The first step: the same global batch, weights and synchronised BatchNorm give the same loss.
-    assert abs(distributed[0] - single[0]) <= 1e-6 * single[0]
-    # Then the all-reduce sums in another order; Adam's first steps (nearly sign(g)) turn those
-    # roundings into small differences that grow: after 10 steps the loss still agrees to 1e-3.
-    assert abs(distributed[-1] / single[-1] - 1) <= 1e-3, (distributed, single)
+    # The first step: the same global batch, weights and synchronised BatchNorm give the same loss; the
+    # second: the first update (gradients summed over the workers, clipped and scaled as on one device)
+    # leaves the same weights. Wrong sharding or a doubled or halved update would show here.
+    np.testing.assert_allclose(distributed[:2], single[:2], rtol=1e-6)
+    # Then the two halves of a batch summed apart round differently; Adam's first steps (nearly sign(g))
+    # turn those roundings into differences that grow: 0.8% after 10 steps (a running mean) measured here.
+    np.testing.assert_allclose(distributed, single, rtol=2e-2)
 
 
 def test_a_folder_of_bad_files_trains_and_reports_them(tmp_path, rng, capsys):
