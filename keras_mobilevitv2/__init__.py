@@ -5,6 +5,20 @@ reads the models it saves; the other public names load on first use.
 """
 
 import importlib
+import os
+import sys
+
+if os.path.basename(sys.argv[0]) == "mobilevitv2" and "--verbose" not in sys.argv[1:]:
+    # The ``mobilevitv2`` command, whose console script imports this package first: TensorFlow's native
+    # lines (CUDA probing, CPU features, the converter's log) are noise there; --verbose keeps them. They
+    # are written to file descriptor 2 from C++, whatever TF_CPP_MIN_LOG_LEVEL says once Python runs, so
+    # descriptor 2 goes to /dev/null and Python's own stderr (the command's messages) to a copy of it.
+    sys.stderr.flush()
+    _stderr = os.dup(2)
+    _null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(_null, 2)
+    os.close(_null)
+    sys.stderr = os.fdopen(_stderr, "w", buffering=1)
 
 from . import layers  # noqa: F401  (registers the serialisable layers with Keras)
 

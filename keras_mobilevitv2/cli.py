@@ -75,6 +75,10 @@ def cmd_quickstart(args):
     defaults = QUICKSTART_DEFAULTS[args.task]
     settings = dict(out=args.out or defaults["out"], epochs=args.epochs or defaults["epochs"],
                     image_size=args.image_size or defaults["image_size"])
+    if os.path.exists(settings["out"]) and not os.path.isdir(settings["out"]):
+        raise NotADirectoryError(f"{settings['out']}: exists and is not a folder (--out is where data and run go)")
+    if settings["epochs"] < 1:
+        raise ValueError(f"--epochs must be at least 1, got {settings['epochs']}")
     if args.task == "classification":
         names, size = list_models(args.task), (256, 256)
         print(f"the zoo: {len(names)} models at 256x256", flush=True)
@@ -349,7 +353,18 @@ def _add_train_arguments(parser):
 
 def build_parser():
     parser = argparse.ArgumentParser(prog="mobilevitv2", description=__doc__.split(":")[0])
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+    common.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's and the converter's own messages and warnings")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    class Commands:  # every subcommand takes --debug and --verbose
+        @staticmethod
+        def add_parser(name, **kwargs):
+            return subparsers.add_parser(name, parents=[common], **kwargs)
+
+    commands = Commands()
 
     info = commands.add_parser("info", help="parameters, GMACs and output shape of registry models")
     info.add_argument("models", nargs="*", metavar="NAME", help="registry names (default: all of --task)")
@@ -494,18 +509,48 @@ def build_parser():
     return parser
 
 
+def _quiet_libraries():
+    """Python-side warnings and absl logging of TensorFlow, Keras and the converter, shown with --verbose."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    for name in ("absl", "tensorflow", "keras"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _one_line(error):
+    """The message on one line: a multi-line message (a checkpoint's missing and unexpected keys) joined by ';'."""
+    text = "; ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+    return text.replace(":;", ":")
+
+
 def main(argv=None):
+    """Runs one subcommand. A user's error (bad file, flag, data, missing package) is one line naming the
+    problem, exit status 2; an unexpected error is one line and how to see its traceback (--debug), 1."""
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter hides the output
+    if not args.verbose:
+        _quiet_libraries()
     from .files import OutputExistsError
     from .weights import CheckpointError
 
     try:
         args.run(args)
-    except (CheckpointError, OutputExistsError, FileNotFoundError, FileExistsError, ValueError,
-            ImportError) as error:
-        print(f"mobilevitv2 {args.command}: error: {error}", file=sys.stderr)
+    except (CheckpointError, OutputExistsError, FileNotFoundError, FileExistsError, IsADirectoryError,
+            NotADirectoryError, PermissionError, ValueError, ImportError) as error:
+        if args.debug:
+            raise
+        print(f"mobilevitv2 {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"mobilevitv2 {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - anything else is a bug: one line, the traceback on request
+        if args.debug:
+            raise
+        print(f"mobilevitv2 {args.command}: internal error: {type(error).__name__}: {_one_line(error)} "
+              "(run again with --debug for the traceback)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -32,12 +32,16 @@ class ConversionReport:
     output_details: dict
     xnnpack: "DelegationReport"
     rewrites: GraphRewrites = dataclasses.field(default_factory=GraphRewrites)
+    outputs: dict = dataclasses.field(default_factory=dict)  # signature output name -> details, when several
 
     def summary(self):
         ops = ", ".join(f"{name} x{count}" for name, count in sorted(self.ops.items()))
+        if len(self.outputs) > 1:
+            outputs = "outputs " + ", ".join(f"{name} {d['dtype']} {d['shape']}" for name, d in self.outputs.items())
+        else:
+            outputs = f"output {self.output_details['dtype']} {self.output_details['shape']}"
         head = (f"{self.path}: {self.precision}, {self.size_bytes / 1e6:.2f} MB, input "
-                f"{self.input_details['dtype']} {self.input_details['shape']}, output "
-                f"{self.output_details['dtype']} {self.output_details['shape']}")
+                f"{self.input_details['dtype']} {self.input_details['shape']}, {outputs}")
         return "\n".join(line for line in (head, self.rewrites.summary(), f"ops: {ops}", self.xnnpack.summary())
                          if line)
 
@@ -346,8 +350,13 @@ def inspect_tflite(path, precision=None, rewrites=None):
         return {"dtype": np.dtype(d["dtype"]).name, "shape": [int(s) for s in d["shape"]],
                 "quantization": [float(q) for q in d["quantization"]]}
 
+    signatures = interpreter.get_signature_list()
+    outputs = {}
+    if len(signatures) == 1:
+        runner = interpreter.get_signature_runner(next(iter(signatures)))
+        outputs = {name: details(d) for name, d in sorted(runner.get_output_details().items())}
     return ConversionReport(
         path=os.fspath(path), precision=precision, size_bytes=os.path.getsize(path), ops=dict(ops),
         input_details=details(interpreter.get_input_details()[0]),
         output_details=details(interpreter.get_output_details()[0]), xnnpack=xnnpack_delegation(path),
-        rewrites=rewrites or GraphRewrites())
+        rewrites=rewrites or GraphRewrites(), outputs=outputs)

@@ -132,8 +132,8 @@ def evaluate(model_path, data_dir, reference=None, limit=None, progress=True, ba
 
 
 def evaluate_models(model_paths, data_dir, reference=None, limit=None, progress=True, batch_size=32):
-    """Top-1 and top-5 of several models on an image folder, and against a reference model: agreement and
-    logit differences. A list of dicts, one per model.
+    """Top-1 and top-5 of several models on an image folder (a path, or an ``ImageFolder``), and against a
+    reference model: agreement and logit differences. A list of dicts, one per model.
 
     Images are prepared once, by the evaluation pipeline of training (resize,
     centre crop) with the first model's facts, and the reference runs once per
@@ -141,7 +141,7 @@ def evaluate_models(model_paths, data_dir, reference=None, limit=None, progress=
     the same input size, crop and interpolation. ``limit`` evaluates that many
     images spread evenly over the folder (so over every class), not the first ones.
     """
-    from keras_mobilevitv2.data import make_eval_dataset, scan_image_folder
+    from keras_mobilevitv2.data import ImageFolder, make_eval_dataset, scan_image_folder
 
     paths = [os.fspath(path) for path in model_paths]
     classifiers = [load_classifier(path) for path in paths]
@@ -159,7 +159,11 @@ def evaluate_models(model_paths, data_dir, reference=None, limit=None, progress=
         raise ValueError(f"{reference} takes {other.input_size} images and {paths[0]} "
                          f"{first.input_size}: compare models of one input size")
     size, crop_fraction, interpolation = preparation(first)
-    folder = scan_image_folder(os.fspath(data_dir), class_names=first.facts.get("class_names"), progress=progress)
+    if isinstance(data_dir, ImageFolder):  # already scanned (a held-out split of one)
+        folder = data_dir
+    else:
+        folder = scan_image_folder(os.fspath(data_dir), class_names=first.facts.get("class_names"),
+                                   progress=progress)
     if limit is not None and limit < len(folder):
         folder = folder.subset(np.unique(np.linspace(0, len(folder) - 1, limit).round().astype(int)))
     count = len(folder)

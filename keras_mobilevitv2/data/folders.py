@@ -17,6 +17,9 @@ import numpy as np
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
+FEW_IMAGES = 5  # a class with fewer images is named in the data report
+
+
 class DataError(ValueError):
     """A data folder that cannot be trained on, with the folder and the reason."""
 
@@ -31,6 +34,7 @@ class ImageFolder:
     labels: tuple  # index into class_names, one per path
     native: tuple  # True where TensorFlow decodes the file itself
     skipped: tuple = ()  # (path, reason) of files that could not be read
+    left_out: tuple = ()  # class folders without a readable image, which are not classes of the model
 
     def __len__(self):
         return len(self.paths)
@@ -45,11 +49,20 @@ class ImageFolder:
         return np.bincount(np.asarray(self.labels, dtype=np.int64), minlength=len(self.class_names))
 
     def report(self):
-        """What was skipped, as lines for a person to read; empty when nothing was."""
-        if not self.skipped:
-            return ""
-        lines = [f"{len(self.skipped)} unreadable file(s) in {self.root} skipped:"]
-        lines += [f"  {path}: {reason}" for path, reason in self.skipped]
+        """What was left out and which classes are nearly empty, as lines for a person to read; empty when
+        there is nothing to say."""
+        lines = []
+        if self.left_out:
+            lines.append(f"{len(self.left_out)} class folder(s) of {self.root} without a readable image left out "
+                         f"(the model gets {len(self.class_names)} classes): {', '.join(self.left_out)}")
+        few = [f"{name} ({count})" for name, count in zip(self.class_names, self.class_counts())
+               if count < FEW_IMAGES]
+        if few:
+            lines.append(f"class(es) with fewer than {FEW_IMAGES} images, which the model will hardly learn: "
+                         f"{', '.join(few)}")
+        if self.skipped:
+            lines.append(f"{len(self.skipped)} unreadable file(s) in {self.root} skipped:")
+            lines += [f"  {path}: {reason}" for path, reason in self.skipped]
         return "\n".join(lines)
 
 
@@ -89,6 +102,10 @@ def _list_class_folders(root):
     return classes
 
 
+def _has_image_names(folder):
+    return any(e.is_file() and e.name.lower().endswith(IMAGE_SUFFIXES) for e in os.scandir(folder))
+
+
 def has_train_val_split(root):
     return all(os.path.isdir(os.path.join(root, s)) for s in ("train", "val"))
 
@@ -102,8 +119,8 @@ def scan_image_folder(root, class_names=None, workers=None, progress=True):
     root = os.fspath(root)
     classes = _list_class_folders(root)
     if class_names is not None:
-        unknown = sorted(set(classes) - set(class_names))
-        if unknown:
+        unknown = sorted(name for name in set(classes) - set(class_names) if _has_image_names(os.path.join(root, name)))
+        if unknown:  # (an empty folder of a class the training set left out is no matter)
             raise DataError(f"{root}: classes not in the training set: {', '.join(unknown)}")
         classes = list(class_names)
     candidates, skipped = [], []
@@ -142,7 +159,14 @@ def scan_image_folder(root, class_names=None, workers=None, progress=True):
     present = set(labels)
     if class_names is None and len(present) < 2:
         raise DataError(f"{root}: readable images in only {len(present)} class folder(s); at least two are needed")
-    return ImageFolder(root, tuple(classes), tuple(paths), tuple(labels), tuple(native), tuple(skipped))
+    left_out = ()
+    if class_names is None and len(present) < len(classes):
+        # a training folder's empty class would be a class the model can never learn: not a class at all
+        left_out = tuple(name for label, name in enumerate(classes) if label not in present)
+        kept = [label for label in range(len(classes)) if label in present]
+        renumber = {old: new for new, old in enumerate(kept)}
+        classes, labels = [classes[label] for label in kept], [renumber[label] for label in labels]
+    return ImageFolder(root, tuple(classes), tuple(paths), tuple(labels), tuple(native), tuple(skipped), left_out)
 
 
 def split_folder(folder, fraction, seed=0):

@@ -41,11 +41,14 @@ def make_bad_folder(root, rng):
 def test_bad_files_are_skipped_and_named_the_rest_decode_to_rgb(tmp_path, rng):
     pixels = make_bad_folder(tmp_path, rng)
     folder = scan_image_folder(str(tmp_path))
-    assert folder.class_names == ("cats", "dogs", "empty")
+    # a class folder without a readable image is no class of the model: left out and named
+    assert folder.class_names == ("cats", "dogs") and folder.left_out == ("empty",)
+    assert set(folder.labels) == {0, 1}
     skipped = {os.path.basename(p) for p, _ in folder.skipped}
     assert skipped == {"truncated.jpg", "zero.jpg", "text.jpg", "notes.txt"}
     report = folder.report()
     assert "4 unreadable file(s)" in report and "truncated.jpg" in report
+    assert "without a readable image left out (the model gets 2 classes): empty" in report
     assert len(folder) == 6 + 1 + 6 + 6  # good jpgs + cmyk, good pngs + gray, 16-bit, rgba, bmp, webp, gif
     decoded = {os.path.basename(p): decode_file(tf.constant(p), tf.constant(n)).numpy()
                for p, n in zip(folder.paths, folder.native)}
@@ -57,6 +60,25 @@ def test_bad_files_are_skipped_and_named_the_rest_decode_to_rgb(tmp_path, rng):
         np.testing.assert_array_equal(decoded[name], np.repeat(pixels[..., :1], 3, axis=2))
     np.testing.assert_array_equal(decoded["rgba.png"], pixels)
     assert np.abs(decoded["cmyk.jpg"].astype(int) - pixels).mean() < 12  # through JPEG and CMYK
+
+
+def test_classes_with_few_images_are_named_and_a_validation_folder_keeps_the_training_classes(tmp_path, rng):
+    pixels = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    for name, count in (("many", 6), ("few", 2), ("none", 0)):
+        os.makedirs(tmp_path / name)
+        for i in range(count):
+            Image.fromarray(np.roll(pixels, i, axis=0)).save(tmp_path / name / f"{i}.png")
+    folder = scan_image_folder(str(tmp_path))
+    assert folder.class_names == ("few", "many") and folder.left_out == ("none",)
+    assert "fewer than 5 images, which the model will hardly learn: few (2)" in folder.report()
+    # validation: the training classes, even where this folder has none of them
+    val = scan_image_folder(str(tmp_path), class_names=("few", "many", "none"))
+    assert val.class_names == ("few", "many", "none") and val.left_out == ()
+    # and the empty folder of a class the training folder left out is no unknown class
+    assert scan_image_folder(str(tmp_path), class_names=folder.class_names).class_names == ("few", "many")
+    Image.fromarray(pixels).save(tmp_path / "none" / "0.png")
+    with pytest.raises(DataError, match="classes not in the training set: none"):
+        scan_image_folder(str(tmp_path), class_names=folder.class_names)
 
 
 @pytest.mark.parametrize("make, message", [

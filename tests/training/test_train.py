@@ -215,8 +215,8 @@ def test_a_folder_of_bad_files_trains_and_reports_them(tmp_path, rng, capsys):
     err = capsys.readouterr().err
     assert "4 unreadable file(s)" in err and "truncated.jpg" in err and "zero.jpg" in err
     report = (tmp_path / "run" / "data_report.txt").read_text()
-    assert "text.jpg" in report and "empty: 0" in report
-    assert result.model.output_shape == (None, 3)
+    assert "text.jpg" in report and "left out (the model gets 2 classes): empty" in report
+    assert result.model.output_shape == (None, 2)
 
 
 def test_fine_tuning_from_a_model_with_a_frozen_backbone(tmp_path, small_digits):
