@@ -264,6 +264,9 @@ def cmd_benchmark(args):
     outputs = dict(json_path=args.json, csv_path=args.csv, markdown_path=args.markdown)
     for path in filter(None, outputs.values()):
         check_output_path(path, args.overwrite, inputs=args.models)
+    for path in args.models:  # before any run starts
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such model file")
     if args.android:
         from mobilevitv2_tflite.android import AndroidBenchmarkError, benchmark_android
 
@@ -376,13 +379,13 @@ def build_parser():
     quickstart = commands.add_parser(
         "quickstart", help="the main job: the zoo's table, then MobileViTv2-0.5 on data made here: train, "
                            "convert, evaluate and benchmark, report (classification: the digits, float32 and int8; "
-                           "segmentation: digits on photos, DeepLabv3)")
+                           "segmentation: digits on photos, DeepLabv3; detection: digits on photos, SSDLite)")
     quickstart.add_argument("--task", choices=["classification", "segmentation", "detection"],
                             default="classification")
     quickstart.add_argument("--out", help="where data and run go (default mobilevitv2-quickstart[-TASK])")
     _add_image_size(quickstart, help="training size, S or H W (default 64 for classification, 128 for "
-                                     "segmentation, 192 for detection)")
-    quickstart.add_argument("--epochs", type=int, help="default 8")
+                                     "segmentation and detection)")
+    quickstart.add_argument("--epochs", type=int, help="default 8 (segmentation: 10)")
     quickstart.set_defaults(run=cmd_quickstart)
 
     weights = commands.add_parser(

@@ -12,7 +12,7 @@ STEPS = 5
 QUICKSTART_DEFAULTS = {
     "classification": dict(out="mobilevitv2-quickstart", epochs=8, image_size=64),
     "segmentation": dict(out="mobilevitv2-quickstart-segmentation", epochs=10, image_size=128),
-    "detection": dict(out="mobilevitv2-quickstart-detection", epochs=10, image_size=192),
+    "detection": dict(out="mobilevitv2-quickstart-detection", epochs=8, image_size=128),
 }
 
 
@@ -286,7 +286,7 @@ def plot_detections(detector, source, path, count=4, score_threshold=0.3):
     save_figure(figure, path)
 
 
-def detection_quickstart(out="mobilevitv2-quickstart-detection", epochs=10, image_size=192):
+def detection_quickstart(out="mobilevitv2-quickstart-detection", epochs=8, image_size=128):
     """Detection end to end below ``out``: digits on photos (COCO JSON) -> SSDLite on MobileViTv2-0.5 ->
     float32 TFLite -> COCO AP of both on the validation images -> latency -> ``report.md`` with curves and
     detections. Running it again continues where it stopped."""
