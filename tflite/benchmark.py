@@ -208,10 +208,13 @@ def benchmark_interleaved(models, rounds=20, runs=5, warmup=10, progress=True):
                 start = time.perf_counter()
                 invoke()
                 times[name].append((time.perf_counter() - start) * 1e3)
-        if progress:
-            print(f"\rtiming {len(models)} models in turns: round {round_index + 1}/{rounds}", end="",
-                  file=sys.stderr, flush=True)
-    if progress:
+        if progress:  # one updating line on a terminal; in a log, one line every 5 rounds and the last
+            line = f"timing {len(models)} models in turns: round {round_index + 1}/{rounds}"
+            if sys.stderr.isatty():
+                print(f"\r{line}", end="", file=sys.stderr, flush=True)
+            elif (round_index + 1) % 5 == 0 or round_index + 1 == rounds:
+                print(line, file=sys.stderr, flush=True)
+    if progress and sys.stderr.isatty():
         print(file=sys.stderr)
     return {name: BenchmarkResult(model=os.fspath(path), device="host", threads=threads,
                                   delegate="onnxruntime" if os.fspath(path).endswith(".onnx") else "xnnpack",
