@@ -288,8 +288,9 @@ def test_pasted_digits_are_exactly_their_masks(rng):
     painted = np.any(image != background, axis=-1)
     np.testing.assert_array_equal(mask > 0, painted)
     assert set(np.unique(mask)) == {0, 2}  # class 0 is the background, digit 1 is class 2
-    rows, cols = np.flatnonzero(painted.any(axis=1)), np.flatnonzero(painted.any(axis=0))
+    rows, columns = np.flatnonzero(painted.any(axis=1)), np.flatnonzero(painted.any(axis=0))
     assert 20 <= rows[-1] - rows[0] + 1 <= 70 and len(np.unique(image[painted], axis=0)) == 1
+    assert columns[-1] - columns[0] + 1 < rows[-1] - rows[0] + 1  # a "1": taller than wide
     assert digit_stroke(digit, 40, 40).sum() > 0
 
 
