@@ -524,8 +524,10 @@ def _quiet_libraries():
 
 def _one_line(error):
     """The message on one line: a multi-line message (a checkpoint's missing and unexpected keys) joined by ';'."""
-    text = "; ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
-    return text.replace(":;", ":")
+    text = ""
+    for line in filter(None, (line.strip() for line in str(error).splitlines())):
+        text += line if not text else (" " if text.endswith(":") else "; ") + line
+    return text or type(error).__name__
 
 
 def main(argv=None):

@@ -129,12 +129,8 @@ def build_segmenter(name, input_shape=None, classes=None, output_stride=None, at
 
     layers = layers_for(keras_module)
     keras = layers.keras
-    inputs, input_shape = _image_input(keras, input_shape, input_tensor, defaults["input_size"])
-    facts = PreprocessingConfig(
-        input_size=tuple(s or defaults["input_size"] for s in input_shape[:2]), crop_fraction=1.0,
-        interpolation=architecture.interpolation, input_max=255.0 if include_preprocessing else 1.0,
-        class_names=class_names, architecture=architecture.name, task="segmentation", head=settings)
-    x = layers.Preprocessing(**facts.layer_config(), name=PREPROCESSING_LAYER)(inputs)
+    inputs, x = _dense_input(layers, architecture, input_shape, input_tensor, defaults["input_size"],
+                             include_preprocessing, class_names, "segmentation", settings)
     features = backbone_features(x, architecture, settings["output_stride"])
     logits_dtype = "float32" if _mixed_precision(keras) else None
     if entry.head == "deeplabv3":
@@ -153,6 +149,18 @@ def build_segmenter(name, input_shape=None, classes=None, output_stride=None, at
     if weights is not None:
         load_weights(model, weights)
     return model
+
+
+def _dense_input(layers, architecture, input_shape, input_tensor, default_size, include_preprocessing, class_names,
+                 task, head):
+    """``(inputs, scaled image)`` of a segmentation or detection model: the image input and the preprocessing
+    layer carrying the model's facts (no centre crop: dense models see the whole image)."""
+    inputs, input_shape = _image_input(layers.keras, input_shape, input_tensor, default_size)
+    facts = PreprocessingConfig(
+        input_size=tuple(s or default_size for s in input_shape[:2]), crop_fraction=1.0,
+        interpolation=architecture.interpolation, input_max=255.0 if include_preprocessing else 1.0,
+        class_names=class_names, architecture=architecture.name, task=task, head=head)
+    return inputs, layers.Preprocessing(**facts.layer_config(), name=PREPROCESSING_LAYER)(inputs)
 
 
 def build_detector(name, input_shape=None, classes=None, weights=None, input_tensor=None, include_preprocessing=True,
@@ -182,12 +190,8 @@ def build_detector(name, input_shape=None, classes=None, weights=None, input_ten
 
     layers = layers_for(keras_module)
     keras = layers.keras
-    inputs, input_shape = _image_input(keras, input_shape, input_tensor, defaults["input_size"])
-    facts = PreprocessingConfig(
-        input_size=tuple(s or defaults["input_size"] for s in input_shape[:2]), crop_fraction=1.0,
-        interpolation=architecture.interpolation, input_max=255.0 if include_preprocessing else 1.0,
-        class_names=class_names, architecture=architecture.name, task="detection", head={"model": entry.name})
-    x = layers.Preprocessing(**facts.layer_config(), name=PREPROCESSING_LAYER)(inputs)
+    inputs, x = _dense_input(layers, architecture, input_shape, input_tensor, defaults["input_size"],
+                             include_preprocessing, class_names, "detection", {"model": entry.name})
     features = backbone_features(x, architecture)
     boxes, logits = ssdlite_head(ssdlite_feature_maps(features), classes + 1,
                                  logits_dtype="float32" if _mixed_precision(keras) else None)

@@ -168,14 +168,11 @@ def segmentation_quickstart(out="mobilevitv2-quickstart-segmentation", epochs=10
     Running it again continues where it stopped, as ``quickstart`` does.
     """
     from mobilevitv2_tflite.benchmark import benchmark_interleaved
-    from mobilevitv2_tflite.convert import convert
     from mobilevitv2_tflite.runtime import TFLiteSegmenter
 
     from .data import make_segmentation_sample_data, scan_segmentation_data
     from .evaluation import KerasSegmenter, evaluate_segmentation
     from .files import write_text
-    from .training import train
-    from .training.callbacks import STATE_FILE
 
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     data_dir, run_dir = os.path.join(out, "data"), os.path.join(out, "run")
@@ -186,22 +183,9 @@ def segmentation_quickstart(out="mobilevitv2-quickstart-segmentation", epochs=10
     else:
         _step(1, f"the images and masks are in {data_dir}")
 
-    resume = os.path.isfile(os.path.join(run_dir, "checkpoints", STATE_FILE))
-    _step(2, f"{'resuming' if resume else 'training'} deeplabv3_mobilevitv2_050 at {size[0]}x{size[1]} in {run_dir}")
-    trained = train(data_dir, run_dir, resume=resume, overwrite=not resume, verbose=0,
-                    model="deeplabv3_mobilevitv2_050", image_size=size, epochs=epochs, batch_size=8,
-                    augmentation="light", learning_rate=QUICKSTART_SEGMENTATION_LR)
-    best = max(float(r.get("val_miou", 0)) for r in trained.history)
-    print(f"validation mIoU {float(trained.history[-1]['val_miou']):.2%} (best {best:.2%}); "
-          f"curves in {run_dir}/training_curves.png", flush=True)
-    model_path = os.path.join(run_dir, "model.keras")
-
-    _step(3, "converting to a float32 TFLite file")
-    tflite_path = os.path.join(out, "model_fp32.tflite")
-    if _is_fresh(tflite_path, model_path):
-        print(f"{tflite_path}: up to date", flush=True)
-    else:
-        print(convert(model_path, tflite_path, overwrite=True).summary(), flush=True)
+    model_path, tflite_path = _train_and_convert_fp32(
+        out, data_dir, run_dir, "val_miou", "mIoU", ".2%", model="deeplabv3_mobilevitv2_050",
+        image_size=size, epochs=epochs, batch_size=8, augmentation="light", learning_rate=QUICKSTART_SEGMENTATION_LR)
 
     _step(4, "mIoU on the validation images, cvnets' protocol (masks at each image's own size)")
     val = scan_segmentation_data(data_dir, "val", progress=False)
@@ -286,19 +270,42 @@ def plot_detections(detector, source, path, count=4, score_threshold=0.3):
     save_figure(figure, path)
 
 
+def _train_and_convert_fp32(out, data_dir, run_dir, metric, label, spec, **settings):
+    """Steps 2 and 3 of the dense quickstarts: train (or resume, or find done) the run, print its validation
+    ``metric``, convert ``model.keras`` to ``out/model_fp32.tflite`` unless that is newer. Returns both paths."""
+    from mobilevitv2_tflite.convert import convert
+
+    from .training import train
+    from .training.callbacks import STATE_FILE
+
+    size = settings["image_size"]
+    resume = os.path.isfile(os.path.join(run_dir, "checkpoints", STATE_FILE))
+    _step(2, f"{'resuming' if resume else 'training'} {settings['model']} at {size[0]}x{size[1]} in {run_dir}")
+    trained = train(data_dir, run_dir, resume=resume, overwrite=not resume, verbose=0, **settings)
+    best = max(float(r.get(metric, 0)) for r in trained.history)
+    print(f"validation {label} {float(trained.history[-1][metric]):{spec}} (best {best:{spec}}); "
+          f"curves in {run_dir}/training_curves.png", flush=True)
+    model_path = os.path.join(run_dir, "model.keras")
+
+    _step(3, "converting to a float32 TFLite file")
+    tflite_path = os.path.join(out, "model_fp32.tflite")
+    if _is_fresh(tflite_path, model_path):
+        print(f"{tflite_path}: up to date", flush=True)
+    else:
+        print(convert(model_path, tflite_path, overwrite=True).summary(), flush=True)
+    return model_path, tflite_path
+
+
 def detection_quickstart(out="mobilevitv2-quickstart-detection", epochs=8, image_size=128):
     """Detection end to end below ``out``: digits on photos (COCO JSON) -> SSDLite on MobileViTv2-0.5 ->
     float32 TFLite -> COCO AP of both on the validation images -> latency -> ``report.md`` with curves and
     detections. Running it again continues where it stopped."""
     from mobilevitv2_tflite.benchmark import benchmark_interleaved
-    from mobilevitv2_tflite.convert import convert
     from mobilevitv2_tflite.runtime import TFLiteDetector
 
     from .data.sample_detection import make_detection_sample_data
     from .evaluation import KerasDetector, evaluate_detection
     from .files import write_text
-    from .training import train
-    from .training.callbacks import STATE_FILE
     from .training.tasks import load_detection_data
 
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -310,22 +317,9 @@ def detection_quickstart(out="mobilevitv2-quickstart-detection", epochs=8, image
     else:
         _step(1, f"the images and boxes are in {data_dir}")
 
-    resume = os.path.isfile(os.path.join(run_dir, "checkpoints", STATE_FILE))
-    _step(2, f"{'resuming' if resume else 'training'} ssdlite_mobilevitv2_050 at {size[0]}x{size[1]} in {run_dir}")
-    trained = train(data_dir, run_dir, resume=resume, overwrite=not resume, verbose=0, model="ssdlite_mobilevitv2_050",
-                    image_size=size, epochs=epochs, batch_size=16, augmentation="none",
-                    learning_rate=QUICKSTART_DETECTION_LR)
-    best = max(float(r.get("val_map", 0)) for r in trained.history)
-    print(f"validation AP {float(trained.history[-1]['val_map']):.3f} (best {best:.3f}); "
-          f"curves in {run_dir}/training_curves.png", flush=True)
-    model_path = os.path.join(run_dir, "model.keras")
-
-    _step(3, "converting to a float32 TFLite file")
-    tflite_path = os.path.join(out, "model_fp32.tflite")
-    if _is_fresh(tflite_path, model_path):
-        print(f"{tflite_path}: up to date", flush=True)
-    else:
-        print(convert(model_path, tflite_path, overwrite=True).summary(), flush=True)
+    model_path, tflite_path = _train_and_convert_fp32(
+        out, data_dir, run_dir, "val_map", "AP", ".3f", model="ssdlite_mobilevitv2_050",
+        image_size=size, epochs=epochs, batch_size=16, augmentation="none", learning_rate=QUICKSTART_DETECTION_LR)
 
     _step(4, "COCO AP on the validation images, cvnets' protocol (pycocotools)")
     val = load_detection_data(data_dir, split="val", progress=False)

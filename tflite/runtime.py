@@ -19,6 +19,22 @@ def quantize_input(x, detail):
     return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
 
 
+_TASK_NOUNS = {"classification": "classifier", "segmentation": "segmentation model", "detection": "detector"}
+
+
+def read_facts(path, task=None):
+    """The facts of a ``.tflite`` file made by ``convert``; with ``task``, a model of that task or a one-line error."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such model file")
+    facts = read_metadata(path)
+    if facts is None:
+        raise ValueError(f"{path}: no keras_mobilevitv2 metadata (convert it with `mobilevitv2 convert`)")
+    if task is not None and facts.get("task", "classification") != task:
+        raise ValueError(f"{path}: a {facts.get('task', 'classification')} model, not a {_TASK_NOUNS[task]}")
+    return facts
+
+
 class TFLiteClassifier:
     """A ``.tflite`` classifier made by ``convert``: feeds RGB in [0, 255], returns float logits.
 
@@ -30,11 +46,7 @@ class TFLiteClassifier:
         from ai_edge_litert.interpreter import Interpreter
 
         path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: no such model file")
-        self.facts = read_metadata(path)
-        if self.facts is None:
-            raise ValueError(f"{path}: no keras_mobilevitv2 metadata (convert it with `mobilevitv2 convert`)")
+        self.facts = read_facts(path)
         self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
@@ -208,10 +220,9 @@ class TFLiteSegmenter:
     as the model's facts say), and ``logits`` are the file's output at that size."""
 
     def __init__(self, path, num_threads=None):
+        read_facts(path, task="segmentation")
         self.runner = TFLiteClassifier(path, num_threads)
         self.facts = self.runner.facts
-        if self.facts.get("task") != "segmentation":
-            raise ValueError(f"{path}: a {self.facts.get('task', 'classification')} model, not a segmentation model")
 
     @property
     def class_names(self):
@@ -242,12 +253,7 @@ def model_task(path):
     """"classification", "segmentation" or "detection": what a ``.keras`` or ``.tflite`` file of this kit holds."""
     path = os.fspath(path)
     if path.endswith(".tflite"):
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: no such model file")
-        facts = read_metadata(path)
-        if facts is None:
-            raise ValueError(f"{path}: no keras_mobilevitv2 metadata (convert it with `mobilevitv2 convert`)")
-        return facts.get("task", "classification")
+        return read_facts(path).get("task", "classification")
     from keras_mobilevitv2 import get_preprocessing
 
     from .convert import load_keras_model
@@ -342,19 +348,14 @@ class TFLiteDetector:
         from ai_edge_litert.interpreter import Interpreter
 
         path = os.fspath(path)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: no such model file")
-        self.facts = read_metadata(path)
-        if self.facts is None:
-            raise ValueError(f"{path}: no keras_mobilevitv2 metadata (convert it with `mobilevitv2 convert`)")
-        if self.facts.get("task") != "detection":
-            raise ValueError(f"{path}: a {self.facts.get('task', 'classification')} model, not a detector")
+        self.facts = read_facts(path, task="detection")
         self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
         self.runner = self.interpreter.get_signature_runner()
-        outputs = self.interpreter.get_signature_list()["serving_default"]["outputs"]
-        if not {"box_regressions", "class_logits"} <= set(outputs):
-            raise ValueError(f"{path}: expected the outputs box_regressions and class_logits, found {outputs}")
-        self.input_name = self.interpreter.get_signature_list()["serving_default"]["inputs"][0]
+        signature = self.interpreter.get_signature_list()["serving_default"]
+        if not {"box_regressions", "class_logits"} <= set(signature["outputs"]):
+            raise ValueError(f"{path}: expected the outputs box_regressions and class_logits, "
+                             f"found {signature['outputs']}")
+        self.input_name = signature["inputs"][0]
         detail = self.runner.get_input_details()[self.input_name]
         self.input_detail = detail
         self.input_size = tuple(int(s) for s in detail["shape"][1:3])

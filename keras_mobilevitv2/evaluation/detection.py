@@ -7,7 +7,6 @@ own pixels and clipped, COCO AP with pycocotools over every image of the set.
 """
 
 import dataclasses
-import os
 import sys
 
 import numpy as np
@@ -26,17 +25,10 @@ class KerasDetector:
 
     @classmethod
     def load(cls, path_or_model):
-        import keras
-
         from ..models import rebuild_model
-        from ..preprocessing import get_preprocessing
+        from .segmentation import load_model_of_task
 
-        model = path_or_model
-        if isinstance(path_or_model, (str, os.PathLike)):
-            model = keras.saving.load_model(os.fspath(path_or_model), safe_mode=True, compile=False)
-        facts = get_preprocessing(model)
-        if facts.task != "detection":
-            raise ValueError(f"{getattr(model, 'name', model)} is a {facts.task} model, not a detector")
+        model, facts = load_model_of_task(path_or_model, "detection", "a detector")
         size = tuple(model.input_shape[1:3])
         if None in size:
             size = tuple(facts.input_size)

@@ -63,6 +63,22 @@ def predict_mask(segmenter, image):
     return np.argmax(resize_logits(logits, image.shape[:2]), axis=-1).astype(np.int32)
 
 
+def load_model_of_task(path_or_model, task, noun):
+    """``(model, facts)`` of a ``.keras`` file (loaded in safe mode) or model of this package holding a ``task``
+    model; anything else is a one-line error ("... is a classification model, not <noun>")."""
+    import keras
+
+    from ..preprocessing import get_preprocessing
+
+    model = path_or_model
+    if isinstance(path_or_model, (str, os.PathLike)):
+        model = keras.saving.load_model(os.fspath(path_or_model), safe_mode=True, compile=False)
+    facts = get_preprocessing(model)
+    if facts.task != task:
+        raise ValueError(f"{getattr(model, 'name', model)} is a {facts.task} model, not {noun}")
+    return model, facts
+
+
 @dataclasses.dataclass
 class KerasSegmenter:
     """A ``.keras`` segmentation model of this package, run as cvnets evaluates.
@@ -82,14 +98,8 @@ class KerasSegmenter:
         import keras
 
         from ..models import rebuild_model
-        from ..preprocessing import get_preprocessing
 
-        model = path_or_model
-        if isinstance(path_or_model, (str, os.PathLike)):
-            model = keras.saving.load_model(os.fspath(path_or_model), safe_mode=True, compile=False)
-        facts = get_preprocessing(model)
-        if facts.task != "segmentation":
-            raise ValueError(f"{getattr(model, 'name', model)} is a {facts.task} model, not a segmentation model")
+        model, facts = load_model_of_task(path_or_model, "segmentation", "a segmentation model")
         flexible = rebuild_model(model, input_shape=(None, None, 3), aux_head=False)
         head = keras.Model(flexible.input, flexible.get_layer("seg_classifier").output)
         return cls(head, facts, int(facts.head["output_stride"]))

@@ -172,15 +172,13 @@ def _free_ports(count):
     return ports
 
 
-def test_two_workers_train_as_one_process(tmp_path, small_digits):
-    settings = dict(data=small_digits, model="mobilevitv2_050", image_size=32, epochs=1, batch_size=16,
-                    augmentation="light", val_split=0.2, learning_rate=0.002, seed=3, deterministic=True)
+def run_two_workers(settings, tmp_path):
+    """Trains with ``settings`` on two local workers (TF_CONFIG), each writing its final weights to
+    ``tmp_path/w{i}.npz`` and its step losses to ``tmp_path/losses{i}.json``."""
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
-    out = str(tmp_path / "distributed")
     processes = [
         subprocess.Popen(
-            [sys.executable, WORKER, json.dumps({**settings, "out": out, "strategy": "multiworker",
-                                                 "weights_out": str(tmp_path / f"w{i}.npz"),
+            [sys.executable, WORKER, json.dumps({**settings, "weights_out": str(tmp_path / f"w{i}.npz"),
                                                  "losses_out": str(tmp_path / f"losses{i}.json")})],
             env=_environment(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -188,6 +186,13 @@ def test_two_workers_train_as_one_process(tmp_path, small_digits):
     for process in processes:
         _, err = process.communicate(timeout=900)
         assert process.returncode == 0, err[-3000:]
+
+
+def test_two_workers_train_as_one_process(tmp_path, small_digits):
+    settings = dict(data=small_digits, model="mobilevitv2_050", image_size=32, epochs=1, batch_size=16,
+                    augmentation="light", val_split=0.2, learning_rate=0.002, seed=3, deterministic=True)
+    out = str(tmp_path / "distributed")
+    run_two_workers({**settings, "out": out, "strategy": "multiworker"}, tmp_path)
     _run_worker({**settings, "out": str(tmp_path / "single"), "strategy": "default",
                  "weights_out": str(tmp_path / "single.npz"), "losses_out": str(tmp_path / "single.json")})
     w0, w1 = np.load(tmp_path / "w0.npz"), np.load(tmp_path / "w1.npz")

@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -11,7 +9,7 @@ import pytest
 from keras_mobilevitv2.data import make_segmentation_sample_data
 from keras_mobilevitv2.data.sample_detection import make_detection_sample_data
 
-from test_train import WORKER, _environment, _free_ports
+from test_train import run_two_workers
 
 
 @pytest.mark.parametrize("task, model", [("segmentation", "deeplabv3_mobilevitv2_050"),
@@ -24,17 +22,7 @@ def test_two_workers_train_a_dense_model_in_step(task, model, tmp_path):
         make_detection_sample_data(data, train_images=16, val_images=4)
     settings = dict(data=data, model=model, image_size=64, epochs=1, batch_size=8, augmentation="none",
                     learning_rate=0.002, seed=3, deterministic=True, strategy="multiworker", out=str(tmp_path / "run"))
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
-    processes = [
-        subprocess.Popen(
-            [sys.executable, WORKER, json.dumps({**settings, "weights_out": str(tmp_path / f"w{i}.npz"),
-                                                 "losses_out": str(tmp_path / f"losses{i}.json")})],
-            env=_environment(TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for i in range(2)]
-    for process in processes:
-        _, err = process.communicate(timeout=900)
-        assert process.returncode == 0, err[-3000:]
+    run_two_workers(settings, tmp_path)
     config = json.load(open(tmp_path / "run" / "config.json"))
     assert config["replicas"] == 2 and config["resolved"]["task"] == task
     # one global batch of 8 split 4 + 4, gradients all-reduced: both workers hold the same weights after each step
