@@ -12,7 +12,7 @@ EXTRAS = {
 EXTRAS["all"] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 # Peers measured by benchmarks/ only.
 EXTRAS["bench"] = ["kimm>=0.2.5"]
-EXTRAS["test"] = EXTRAS["all"] + ["pytest>=8"]
+EXTRAS["test"] = EXTRAS["all"] + ["pytest>=8", "pytest-xdist>=3.5"]
 
 setup(
     name="keras-mobilevitv2",

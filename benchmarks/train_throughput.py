@@ -47,7 +47,7 @@ print(batch * steps / (time.perf_counter() - start))
 
 
 def compiled(model, steps):
-    config = TrainConfig(epochs=1, batch_size=32).resolved(steps)
+    config, _ = TrainConfig(epochs=1, batch_size=32, recipe="official").resolved(steps, steps * 32, 10)
     model.compile(optimizer=make_optimizer(config, steps),
                   loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
                   jit_compile=False)

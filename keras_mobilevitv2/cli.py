@@ -140,9 +140,9 @@ _AUGMENT_FLAGS = {
     "random_erasing": "random_erasing", "mixup": "mixup_alpha", "cutmix": "cutmix_alpha",
 }
 _TRAIN_FIELDS = (
-    "model", "task", "image_size", "epochs", "batch_size", "learning_rate", "min_learning_rate", "weight_decay",
-    "warmup_steps", "global_clipnorm", "label_smoothing", "ema_momentum", "augmentation", "val_split", "seed",
-    "deterministic", "mixed_precision", "strategy", "init_from", "skip_head", "freeze_backbone", "multi_scale",
+    "model", "task", "image_size", "epochs", "batch_size", "recipe", "learning_rate", "min_learning_rate",
+    "weight_decay", "warmup_steps", "global_clipnorm", "label_smoothing", "ema_momentum", "augmentation", "val_split",
+    "seed", "deterministic", "mixed_precision", "strategy", "init_from", "skip_head", "freeze_backbone", "multi_scale",
     "aux_loss_weight", "output_stride",
 )
 
@@ -330,7 +330,10 @@ def _add_train_arguments(parser):
     parser.add_argument("--multi-scale", action="store_true", default=None,
                         help="MobileViT v1's variable resolution and batch size sampler")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, one line per epoch")
-    recipe = parser.add_argument_group("recipe (defaults: the official recipe of the task and model)")
+    recipe = parser.add_argument_group("recipe (defaults: chosen from the data, epochs and weights; see --recipe)")
+    recipe.add_argument("--recipe", choices=["auto", "official", "small-data"],
+                        help="auto (default): the official recipe of the task and model for runs like the "
+                             "official ones, else small-data")
     recipe.add_argument("--lr", dest="learning_rate", type=float, help="peak learning rate")
     recipe.add_argument("--min-lr", dest="min_learning_rate", type=float)
     recipe.add_argument("--weight-decay", type=float)
@@ -343,7 +346,8 @@ def _add_train_arguments(parser):
     recipe.add_argument("--aux-loss-weight", type=float,
                         help="segmentation: the auxiliary head's share of the loss (0.4); 0 trains without it")
     augment = parser.add_argument_group("augmentation")
-    augment.add_argument("--augmentation", choices=["recipe", "light", "none"], help="preset (recipe)")
+    augment.add_argument("--augmentation", choices=["recipe", "light", "none", "zoom"],
+                         help="preset (default: the recipe's; zoom: detection only)")
     augment.add_argument("--random-resized-crop", action=argparse.BooleanOptionalAction)
     augment.add_argument("--crop-scale", type=float, nargs=2, metavar=("MIN", "MAX"))
     augment.add_argument("--flip", action=argparse.BooleanOptionalAction, help="horizontal flips")

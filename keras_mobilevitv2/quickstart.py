@@ -81,8 +81,7 @@ def quickstart(out="mobilevitv2-quickstart", epochs=8, image_size=64):
     resume = os.path.isfile(os.path.join(run_dir, "checkpoints", STATE_FILE))
     _step(2, f"{'resuming' if resume else 'training'} mobilevitv2_050 at {size[0]}x{size[1]} in {run_dir}")
     trained = train(data_dir, run_dir, resume=resume, overwrite=not resume, verbose=0, model="mobilevitv2_050",
-                    image_size=size, epochs=epochs, batch_size=32, augmentation="light", val_split=0.2,
-                    learning_rate=0.002)
+                    image_size=size, epochs=epochs, batch_size=32, val_split=0.2)  # the small-data recipe
     validation = float(trained.history[-1]["val_accuracy"])
     best = max(float(r.get("val_accuracy", 0)) for r in trained.history)
     print(f"validation top-1 {validation:.2%} (best {best:.2%}); "
@@ -185,7 +184,7 @@ def segmentation_quickstart(out="mobilevitv2-quickstart-segmentation", epochs=10
 
     model_path, tflite_path = _train_and_convert_fp32(
         out, data_dir, run_dir, "val_miou", "mIoU", ".2%", model="deeplabv3_mobilevitv2_050",
-        image_size=size, epochs=epochs, batch_size=8, augmentation="light", learning_rate=QUICKSTART_SEGMENTATION_LR)
+        image_size=size, epochs=epochs, batch_size=8)  # the small-data recipe
 
     _step(4, "mIoU on the validation images, cvnets' protocol (masks at each image's own size)")
     val = scan_segmentation_data(data_dir, "val", progress=False)
@@ -223,9 +222,6 @@ def segmentation_quickstart(out="mobilevitv2-quickstart-segmentation", epochs=10
     print("\n" + table, flush=True)
     print(f"\n{latency}. Report: {out}/report.md", flush=True)
     return rows
-
-
-QUICKSTART_SEGMENTATION_LR = 0.004  # from scratch on the small sample; the recipe's 5e-4 suits ImageNet backbones
 
 
 class _BackgroundOnly:
@@ -319,7 +315,7 @@ def detection_quickstart(out="mobilevitv2-quickstart-detection", epochs=8, image
 
     model_path, tflite_path = _train_and_convert_fp32(
         out, data_dir, run_dir, "val_map", "AP", ".3f", model="ssdlite_mobilevitv2_050",
-        image_size=size, epochs=epochs, batch_size=16, augmentation="none", learning_rate=QUICKSTART_DETECTION_LR)
+        image_size=size, epochs=epochs, batch_size=16)  # the small-data recipe
 
     _step(4, "COCO AP on the validation images, cvnets' protocol (pycocotools)")
     val = load_detection_data(data_dir, split="val", progress=False)
@@ -354,6 +350,3 @@ def detection_quickstart(out="mobilevitv2-quickstart-detection", epochs=8, image
     print("\n" + table, flush=True)
     print(f"\n{latency}. Report: {out}/report.md", flush=True)
     return rows
-
-
-QUICKSTART_DETECTION_LR = 0.003  # from scratch on the small sample

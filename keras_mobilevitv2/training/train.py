@@ -22,6 +22,10 @@ CONFIG_FILE = "config.json"
 WORKERS_DIR = "workers"  # where the workers other than the chief of a multi-worker run write
 # Settings that may differ when a run is resumed: they do not change what is computed.
 _RESUMABLE_CHANGES = ("cache_bytes", "strategy")
+_LEARNING_RATE_RULES = {
+    "official": " (the recipe's, linear in the batch)",
+    "small-data": " (measured on small data, at any batch; the recipe's ratio for other widths)",
+}
 
 
 class RunDirError(ValueError):
@@ -193,20 +197,23 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
                f"validation: {task.data_summary(val_source) if val_source else 'none'}\n{report}\n")
 
     steps = data_lib.steps_per_epoch(train_source, config.batch_size)
-    resolved = config.resolved(steps)
+    class_names = task.class_names(train_source)
+    resolved, why = config.resolved(steps, len(train_source), len(class_names))
     image_size = resolved.input_size
     if state is None:
         write_json(os.path.join(run_dir, CONFIG_FILE), {
-            "requested": dataclasses.asdict(config), "resolved": dataclasses.asdict(resolved),
-            "data": os.path.abspath(os.fspath(data)), "class_names": list(task.class_names(train_source)),
+            "requested": dataclasses.asdict(config), "resolved": dataclasses.asdict(resolved), "recipe_why": why,
+            "data": os.path.abspath(os.fspath(data)), "class_names": list(class_names),
             "replicas": strategy.num_replicas_in_sync})
+    lr_rule = "" if config.learning_rate else _LEARNING_RATE_RULES[resolved.recipe]
+    print(f"recipe: {resolved.recipe} ({why}): augmentation {resolved.augmentation}, peak lr "
+          f"{resolved.learning_rate:.3g}{lr_rule}; --recipe and the flags override", flush=True)
     print(f"{resolved.model} ({task.name}) at {image_size[0]}x{image_size[1]}: {len(train_source)} training images, "
-          f"{len(val_source) if val_source else 0} validation, {len(task.class_names(train_source))} classes; "
+          f"{len(val_source) if val_source else 0} validation, {len(class_names)} classes; "
           f"{steps} steps of {config.batch_size} per epoch on {strategy.num_replicas_in_sync} replica(s); "
           f"peak lr {resolved.learning_rate:.3g}, weight decay {resolved.weight_decay:g}, "
           f"warm-up {resolved.warmup_steps} steps", flush=True)
 
-    class_names = task.class_names(train_source)
     dtype_policy = None
     if config.mixed_precision:
         dtype_policy = "mixed_float16" if tf.config.list_logical_devices("GPU") else "mixed_bfloat16"

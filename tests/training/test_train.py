@@ -14,7 +14,8 @@ from PIL import Image
 import keras
 import keras_mobilevitv2 as kmv
 from keras_mobilevitv2.cli import main as cli_main
-from keras_mobilevitv2.training import AdamW, TrainConfig, learning_rate_schedule, make_optimizer, train
+from keras_mobilevitv2.training import (AdamW, TrainConfig, choose_recipe, learning_rate_schedule, make_optimizer,
+                                        train)
 
 from conftest import ROOT
 from data.test_data import make_bad_folder
@@ -43,7 +44,7 @@ def _history(run_dir):
 
 
 def test_schedule_warms_up_then_follows_the_cosine():
-    config = TrainConfig(model="mobilevitv2_100", epochs=10, batch_size=256).resolved(steps_per_epoch=100)
+    config = TrainConfig(model="mobilevitv2_100", epochs=10, batch_size=256, recipe="official").resolved(100, 0, 0)[0]
     assert config.learning_rate == pytest.approx(0.0075 * 256 / 1024)
     assert config.min_learning_rate == pytest.approx(0.00075 * 256 / 1024)
     assert config.weight_decay == 0.013 and config.warmup_steps == 1000 // 15
@@ -59,16 +60,66 @@ def test_schedule_warms_up_then_follows_the_cosine():
 
 
 def test_width_tables_and_v1_recipe():
-    assert TrainConfig(model="mobilevitv2_050", batch_size=1024).resolved(10).learning_rate == pytest.approx(0.009)
-    assert TrainConfig(model="mobilevitv2_200").resolved(10).weight_decay == 0.05
-    assert TrainConfig(model="mobilevit_xs", batch_size=1024).resolved(10).learning_rate == pytest.approx(0.002)
-    assert TrainConfig(epochs=300).resolved(1251).warmup_steps == 20_000
+    imagenet = dict(steps_per_epoch=1251, images=1_281_167, classes=1000)
+    assert TrainConfig(model="mobilevitv2_050", batch_size=1024).resolved(**imagenet)[0].learning_rate == \
+        pytest.approx(0.009)
+    assert TrainConfig(model="mobilevitv2_200").resolved(**imagenet)[0].weight_decay == 0.05
+    assert TrainConfig(model="mobilevit_xs", batch_size=1024).resolved(**imagenet)[0].learning_rate == \
+        pytest.approx(0.002)
+    assert TrainConfig(epochs=300).resolved(**imagenet)[0].warmup_steps == 20_000
+
+
+@pytest.mark.parametrize("task, images, classes, epochs, weights, expected, reason", [
+    ("classification", 1_281_167, 1000, 300, False, "official", "like the official classification recipe's"),
+    ("classification", 1_438, 10, 4, False, "small-data", "is for 100,000+ images and 30+ epochs"),
+    ("classification", 1_281_167, 1000, 10, False, "small-data", "is for 30+ epochs"),
+    ("classification", 5_000, 10, 30, True, "small-data", "weights loaded: the official recipe is for 100,000+"),
+    ("segmentation", 10_582, 21, 50, True, "official", "like the official segmentation recipe's"),
+    ("segmentation", 10_582, 21, 50, False, "small-data", "a backbone trained on ImageNet first (--init-from)"),
+    ("segmentation", 24, 11, 10, True, "small-data", "is for 5,000+ images"),
+    ("detection", 117_266, 80, 200, True, "official", "like the official detection recipe's"),
+    ("detection", 300, 10, 8, False, "small-data", "is for 20,000+ images and 20+ epochs and a backbone"),
+])
+def test_the_recipe_is_chosen_from_the_data_epochs_and_weights(task, images, classes, epochs, weights, expected,
+                                                                reason):
+    name, why = choose_recipe(task, images, classes, epochs, weights)
+    assert name == expected and reason in why, why
+
+
+def test_small_data_recipe_scales_the_measured_rate_and_every_choice_stays_overridable():
+    digits = dict(steps_per_epoch=45, images=1_438, classes=10)
+    config, why = TrainConfig(model="mobilevitv2_050", epochs=30, batch_size=32).resolved(**digits)
+    assert (config.recipe, config.augmentation) == ("small-data", "light") and "1,438 training images" in why
+    assert config.learning_rate == pytest.approx(0.002) and config.min_learning_rate == pytest.approx(0.0002)
+    assert config.augment_config().mixup_alpha == 0 and not config.augment_config().randaugment
+    # the same at any batch, with weights loaded or not; the recipe's ratio for other widths
+    assert TrainConfig(batch_size=128, epochs=4).resolved(**digits)[0].learning_rate == pytest.approx(0.002)
+    fine_tune, why = TrainConfig(batch_size=32, epochs=4, init_from="m.keras").resolved(**digits)
+    assert fine_tune.learning_rate == pytest.approx(0.002) and "weights loaded" in why
+    assert TrainConfig(model="mobilevitv2_100", batch_size=32, epochs=4).resolved(**digits)[0].learning_rate == \
+        pytest.approx(0.002 * 0.0075 / 0.009)
+    segmentation = TrainConfig(model="deeplabv3_mobilevitv2_050", batch_size=8, epochs=10).resolved(3, 24, 11)[0]
+    assert (segmentation.recipe, segmentation.learning_rate) == ("small-data", pytest.approx(0.004))
+    voc = TrainConfig(model="deeplabv3_mobilevitv2_050", batch_size=8, epochs=50, init_from="imagenet.pt")
+    voc, _ = voc.resolved(1323, 10_582, 21)
+    assert (voc.recipe, voc.augmentation) == ("official", "recipe")
+    assert voc.learning_rate == pytest.approx(0.0005 * 8 / 128)  # the VOC recipe, scaled to the batch
+    # asked for: the official recipe's linear scaling and augmentation; or any flag
+    official, why = TrainConfig(batch_size=32, epochs=4, recipe="official").resolved(**digits)
+    assert official.learning_rate == pytest.approx(0.009 * 32 / 1024) and official.augmentation == "recipe"
+    assert why == "asked for" and official.augment_config().mixup_alpha == 0.2
+    chosen = TrainConfig(batch_size=32, epochs=4, learning_rate=0.01, augmentation="none").resolved(**digits)[0]
+    assert (chosen.recipe, chosen.learning_rate, chosen.augmentation) == ("small-data", 0.01, "none")
+    with pytest.raises(ValueError, match="unknown recipe 'big'"):
+        TrainConfig(recipe="big").resolved(**digits)
+    with pytest.raises(ValueError, match="chosen with the recipe"):
+        TrainConfig().augment_config()
 
 
 def test_no_weight_decay_on_norms_and_biases_and_ema_warms_up():
     model = kmv.create_model("mobilevitv2_050", input_shape=(32, 32, 3), classes=3)
     config = TrainConfig(learning_rate=0.1, weight_decay=0.5, warmup_steps=0, epochs=1, global_clipnorm=None,
-                         ema_momentum=0.9995).resolved(10)
+                         ema_momentum=0.9995).resolved(10, 100, 3)[0]
     optimizer = make_optimizer(config, 10)
     variables = model.trainable_variables
     before = [v.numpy().copy() for v in variables]
@@ -92,13 +143,21 @@ def test_no_weight_decay_on_norms_and_biases_and_ema_warms_up():
     assert isinstance(optimizer, AdamW)
 
 
-def test_digits_are_learned_and_the_run_directory_is_complete(tmp_path):
+def test_digits_are_learned_with_the_defaults_and_the_run_directory_is_complete(tmp_path, capsys):
     from keras_mobilevitv2.data import make_sample_data
 
     make_sample_data(tmp_path / "digits")
     out = tmp_path / "run"
-    train(str(tmp_path / "digits"), str(out), model="mobilevitv2_050", image_size=32, epochs=6, batch_size=32,
-          augmentation="light", val_split=0.2, learning_rate=0.003, verbose=0)
+    # No tuning flag: the small-data recipe is chosen, said and recorded (the official one stays near chance).
+    assert cli_main(["train", "--data", str(tmp_path / "digits"), "--out", str(out), "--model", "mobilevitv2_050",
+                     "--image-size", "32", "--epochs", "6", "--batch-size", "32", "--val-split", "0.2",
+                     "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "recipe: small-data (1,438 training images, 144 per class, 6 epochs: the official recipe is for " \
+           "100,000+ images and 30+ epochs): augmentation light, peak lr 0.002" in printed, printed
+    config = json.load(open(out / "config.json"))
+    assert config["resolved"]["recipe"] == "small-data" and config["requested"]["recipe"] == "auto"
+    assert "100,000+ images" in config["recipe_why"]
     rows = _history(str(out))
     assert len(rows) == 6
     assert float(rows[-1]["val_accuracy"]) >= 0.8, rows[-1]

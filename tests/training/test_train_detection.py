@@ -22,8 +22,7 @@ def sample(tmp_path_factory):
 def run_dir(sample, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("detection") / "run")
     assert cli_main(["train", "--task", "detection", "--data", sample, "--out", out, "--image-size", "128",
-                     "--epochs", "2", "--batch-size", "8", "--augmentation", "none", "--lr", "0.003",
-                     "--quiet"]) == 0
+                     "--epochs", "2", "--batch-size", "8", "--quiet"]) == 0
     return out
 
 
@@ -32,7 +31,9 @@ def test_the_run_directory_is_complete(run_dir):
                  "checkpoints/best.json"):
         assert os.path.isfile(os.path.join(run_dir, name)), name
     config = json.load(open(os.path.join(run_dir, "config.json")))
-    assert (config["resolved"]["task"], config["resolved"]["model"]) == ("detection", "ssdlite_mobilevitv2_050")
+    resolved = config["resolved"]
+    assert (resolved["task"], resolved["model"]) == ("detection", "ssdlite_mobilevitv2_050")
+    assert (resolved["recipe"], resolved["augmentation"], resolved["learning_rate"]) == ("small-data", "none", 0.003)
     assert config["class_names"] == ["0", "1", "4"]
     assert json.load(open(os.path.join(run_dir, "checkpoints", "best.json")))["monitor"] == "val_map"
     with open(os.path.join(run_dir, "history.csv")) as file:
