@@ -1,7 +1,6 @@
 """Running ``.tflite`` (LiteRT, XNNPACK) and ``.keras`` classifiers the same way, and evaluating them."""
 
 import os
-import sys
 
 import numpy as np
 
@@ -154,6 +153,7 @@ def evaluate_models(model_paths, data_dir, reference=None, limit=None, progress=
     images spread evenly over the folder (so over every class), not the first ones.
     """
     from keras_mobilevitv2.data import ImageFolder, make_eval_dataset, scan_image_folder
+    from keras_mobilevitv2.progress import ProgressLine
 
     paths = [os.fspath(path) for path in model_paths]
     classifiers = [load_classifier(path) for path in paths]
@@ -183,6 +183,7 @@ def evaluate_models(model_paths, data_dir, reference=None, limit=None, progress=
     top1, top5, agree = np.zeros(len(paths), int), np.zeros(len(paths), int), np.zeros(len(paths), int)
     differences = [[] for _ in paths]
     done = 0
+    shown = ProgressLine(count, progress)
     for images, labels in dataset:
         images, labels = images.numpy(), np.argmax(labels.numpy(), axis=-1)
         reference_logits = other.logits_batch(images) if other is not None else None
@@ -197,9 +198,8 @@ def evaluate_models(model_paths, data_dir, reference=None, limit=None, progress=
         done += len(labels)
         if progress:
             scores = "  ".join(f"{os.path.basename(path)} {top1[i] / done:.2%}" for i, path in enumerate(paths))
-            print(f"\revaluating {done}/{count}: top-1 {scores}", end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
+            shown.update(done, f"evaluating {done}/{count}: top-1 {scores}")
+    shown.close()
     results = []
     for i, path in enumerate(paths):
         result = {"model": path, "images": count, "top1": float(top1[i] / count), "top5": float(top5[i] / count)}

@@ -23,11 +23,11 @@ import dataclasses
 import json
 import math
 import os
-import sys
 import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 
+from ..progress import ProgressLine
 from .folders import DataError, inspect_image
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
@@ -175,13 +175,12 @@ def _inspect_all(paths, what, workers, progress):
             return path, reason.splitlines()[0]
 
     results = {}
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool, \
+            ProgressLine(len(paths), progress, in_logs=False) as shown:
         for done, (path, info) in enumerate(pool.map(inspect, paths), start=1):
-            if progress and sys.stderr.isatty() and (done % 500 == 0 or done == len(paths)):
-                print(f"\rchecking images in {what}: {done}/{len(paths)}", end="", file=sys.stderr)
+            if done % 500 == 0 or done == len(paths):
+                shown.update(done, f"checking images in {what}: {done}/{len(paths)}")
             results[path] = info
-    if progress and sys.stderr.isatty() and paths:
-        print(file=sys.stderr)
     return results
 
 

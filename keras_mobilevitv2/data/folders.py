@@ -10,9 +10,10 @@ Pillow and converted to RGB.
 import concurrent.futures
 import dataclasses
 import os
-import sys
 
 import numpy as np
+
+from ..progress import ProgressLine
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -141,19 +142,18 @@ def scan_image_folder(root, class_names=None, workers=None, progress=True):
     paths, labels, native = [], [], []
     label_of = dict(candidates)
     workers = workers or min(32, (os.cpu_count() or 1) * 4)
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool, \
+            ProgressLine(len(candidates), progress, in_logs=False) as shown:
         results = pool.map(_inspect, [p for p, _ in candidates])
         for done, (path, info, reason) in enumerate(results, start=1):
-            if progress and sys.stderr.isatty() and (done % 500 == 0 or done == len(candidates)):
-                print(f"\rchecking images in {root}: {done}/{len(candidates)}", end="", file=sys.stderr)
+            if done % 500 == 0 or done == len(candidates):
+                shown.update(done, f"checking images in {root}: {done}/{len(candidates)}")
             if info is None:
                 skipped.append((path, reason))
                 continue
             paths.append(path)
             labels.append(label_of[path])
             native.append(info[0])
-    if progress and sys.stderr.isatty():
-        print(file=sys.stderr)
     if not paths:
         raise DataError(f"{root}: none of its {len(candidates)} image files can be read")
     present = set(labels)

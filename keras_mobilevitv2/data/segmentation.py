@@ -12,10 +12,10 @@ layout, so a loss and a metric need one rule.
 import concurrent.futures
 import dataclasses
 import os
-import sys
 
 import numpy as np
 
+from ..progress import ProgressLine
 from .folders import IMAGE_SUFFIXES, DataError, inspect_image
 
 IGNORE_LABEL = 255
@@ -306,15 +306,13 @@ def _describe(values):
 
 def _check_in_parallel(pairs, root, workers, progress):
     workers = workers or min(32, (os.cpu_count() or 1) * 4)
-    show = progress and sys.stderr.isatty()
     results = []
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool, \
+            ProgressLine(len(pairs), progress, in_logs=False) as shown:
         for done, result in enumerate(pool.map(_check_pair, pairs), start=1):
-            if show and (done % 500 == 0 or done == len(pairs)):
-                print(f"\rchecking images and masks in {root}: {done}/{len(pairs)}", end="", file=sys.stderr)
+            if done % 500 == 0 or done == len(pairs):
+                shown.update(done, f"checking images and masks in {root}: {done}/{len(pairs)}")
             results.append(result)
-    if show:
-        print(file=sys.stderr)
     return results
 
 

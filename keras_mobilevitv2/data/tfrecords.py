@@ -3,11 +3,11 @@
 import io
 import json
 import os
-import sys
 
 import tensorflow as tf
 
 from ..files import atomic_output
+from ..progress import ProgressLine
 from .folders import has_train_val_split, scan_image_folder
 from .pipeline import TFRecordSource
 
@@ -52,6 +52,7 @@ def make_tfrecords(data, out, shards=8, overwrite=False):
         index["skipped"] += [{"path": p, "reason": r} for p, r in folder.skipped]
         count = max(1, min(shards, len(folder)))
         files = []
+        shown = ProgressLine(count)
         for shard in range(count):
             name = f"{split}-{shard:05d}-of-{count:05d}.tfrecord"
             with atomic_output(os.path.join(out, name)) as temporary:
@@ -59,8 +60,8 @@ def make_tfrecords(data, out, shards=8, overwrite=False):
                     for i in range(shard, len(folder), count):
                         writer.write(_example(_encoded(folder.paths[i], folder.native[i]), folder.labels[i]))
             files.append(name)
-            print(f"\r{split}: wrote shard {shard + 1}/{count}", end="", file=sys.stderr, flush=True)
-        print(file=sys.stderr)
+            shown.update(shard + 1, f"{split}: wrote shard {shard + 1}/{count}")
+        shown.close()
         index["splits"][split] = {"files": files, "count": len(folder)}
     with atomic_output(os.path.join(out, INDEX_FILE)) as temporary:
         with open(temporary, "w") as file:

@@ -7,11 +7,11 @@ own pixels and clipped, COCO AP with pycocotools over every image of the set.
 """
 
 import dataclasses
-import sys
 
 import numpy as np
 
 from ..detection import postprocess_numpy, ssd_anchors, to_pixels
+from ..progress import ProgressLine
 
 
 @dataclasses.dataclass
@@ -81,12 +81,11 @@ def evaluate_detection(detector, source, limit=None, progress=True):
     if limit is not None and limit < len(source):
         source = source.subset(np.unique(np.linspace(0, len(source) - 1, limit).round().astype(int)))
     predictions = []
+    shown = ProgressLine(len(source), progress)
     for index in range(len(source)):
         image = decode_file(tf.constant(source.paths[index]), tf.constant(source.native[index])).numpy()
         predictions.append({"image_id": int(source.image_ids[index]), **detect(detector, image)})
-        if progress:
-            print(f"\rdetecting {index + 1}/{len(source)}", end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
+        shown.update(index + 1, f"detecting {index + 1}/{len(source)}")
+    shown.close()
     scores = coco_evaluate(predictions, source.to_coco(), source.category_ids)
     return dict(scores, images=len(source))

@@ -12,9 +12,10 @@ the same on any set where every class occurs).
 
 import dataclasses
 import os
-import sys
 
 import numpy as np
+
+from ..progress import ProgressLine
 
 
 def confusion_matrix(target, predicted, num_classes):
@@ -143,13 +144,12 @@ def evaluate_segmentation(segmenter, data, class_names=None, limit=None, progres
     if limit is not None and limit < len(data):
         data = data.subset(np.unique(np.linspace(0, len(data) - 1, limit).round().astype(int)))
     confusion = np.zeros((len(class_names), len(class_names)), np.int64)
+    shown = ProgressLine(len(data), progress)
     for index in range(len(data)):
         image, mask = load_segmentation_pair(data, index)
         confusion += confusion_matrix(mask, predict_mask(segmenter, image), len(class_names))
         if progress:
-            scores = segmentation_scores(confusion)
-            print(f"\revaluating {index + 1}/{len(data)}: mIoU {scores['miou']:.2%}", end="", file=sys.stderr,
-                  flush=True)
-    if progress:
-        print(file=sys.stderr)
+            miou = segmentation_scores(confusion)["miou"]
+            shown.update(index + 1, f"evaluating {index + 1}/{len(data)}: mIoU {miou:.2%}")
+    shown.close()
     return dict(segmentation_scores(confusion, class_names), images=len(data))
