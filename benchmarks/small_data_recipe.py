@@ -27,6 +27,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results", "small_data_recipe")
 
+PRETRAINING = "digits 0-4 from scratch, 12 epochs"  # its model.keras starts the fine-tuning runs ("PRETRAINED")
 # name -> (group, training data: digits / first / second half of the classes, settings)
 RUNS = {
     "defaults, 32x32, 4 epochs": ("short", "digits", dict(image_size=32, epochs=4, batch_size=64)),
@@ -38,7 +39,7 @@ RUNS = {
     "lr 0.0028 (square-root scaling), 64x64, 4 epochs": ("short", "digits", dict(
         image_size=64, epochs=4, batch_size=64, learning_rate=0.002 * 2 ** 0.5)),
     "defaults, 32x32, 30 epochs": ("long", "digits", dict(image_size=32, epochs=30, batch_size=64)),
-    "digits 0-4 from scratch, 12 epochs": ("fine-tune", "0-4", dict(image_size=32, epochs=12, batch_size=32)),
+    PRETRAINING: ("fine-tune", "0-4", dict(image_size=32, epochs=12, batch_size=32)),
     **{f"5-9 fine-tuned, lr {lr}, 3 epochs": ("fine-tune", "5-9", dict(
         image_size=32, epochs=3, batch_size=32, learning_rate=lr, init_from="PRETRAINED", skip_head=True))
        for lr in (0.0005, 0.001, 0.002, 0.004)},
@@ -79,7 +80,7 @@ def main():
             continue
         if settings.get("init_from") == "PRETRAINED":
             settings = dict(settings, init_from=os.path.join(args.work, "runs", "pretrained", "model.keras"))
-        run_dir = os.path.join(args.work, "runs", "pretrained" if name.startswith("digits 0-4") else "run")
+        run_dir = os.path.join(args.work, "runs", "pretrained" if name == PRETRAINING else "run")
         start = time.time()
         result = train(_data(args.work, which), run_dir, overwrite=True, verbose=0, model="mobilevitv2_050",
                        val_split=0.2, **settings)

@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from keras_mobilevitv2.files import write_json, write_text
+from keras_mobilevitv2.progress import ProgressLine
 
 HOST_DELEGATES = ("xnnpack", "cpu")
 
@@ -202,20 +203,15 @@ def benchmark_interleaved(models, rounds=20, runs=5, warmup=10, progress=True):
         for _ in range(warmup):
             runners[name]()
     times = {name: [] for name in models}
+    shown = ProgressLine(rounds, progress, every=5 / rounds)  # in a log: a line every 5 rounds and the last
     for round_index in range(rounds):
         for name, invoke in runners.items():
             for _ in range(runs):
                 start = time.perf_counter()
                 invoke()
                 times[name].append((time.perf_counter() - start) * 1e3)
-        if progress:  # one updating line on a terminal; in a log, one line every 5 rounds and the last
-            line = f"timing {len(models)} models in turns: round {round_index + 1}/{rounds}"
-            if sys.stderr.isatty():
-                print(f"\r{line}", end="", file=sys.stderr, flush=True)
-            elif (round_index + 1) % 5 == 0 or round_index + 1 == rounds:
-                print(line, file=sys.stderr, flush=True)
-    if progress and sys.stderr.isatty():
-        print(file=sys.stderr)
+        shown.update(round_index + 1, f"timing {len(models)} models in turns: round {round_index + 1}/{rounds}")
+    shown.close()
     return {name: BenchmarkResult(model=os.fspath(path), device="host", threads=threads,
                                   delegate="onnxruntime" if os.fspath(path).endswith(".onnx") else "xnnpack",
                                   init_ms=init[name], **summarise_times(first[name], [], times[name]))

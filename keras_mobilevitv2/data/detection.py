@@ -176,10 +176,9 @@ def _inspect_all(paths, what, workers, progress):
 
     results = {}
     with concurrent.futures.ThreadPoolExecutor(workers) as pool, \
-            ProgressLine(len(paths), progress, in_logs=False) as shown:
+            ProgressLine(len(paths), progress, in_logs=False, terminal_every=500) as shown:
         for done, (path, info) in enumerate(pool.map(inspect, paths), start=1):
-            if done % 500 == 0 or done == len(paths):
-                shown.update(done, f"checking images in {what}: {done}/{len(paths)}")
+            shown.update(done, f"checking images in {what}: {done}/{len(paths)}")
             results[path] = info
     return results
 

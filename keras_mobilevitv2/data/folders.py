@@ -143,11 +143,10 @@ def scan_image_folder(root, class_names=None, workers=None, progress=True):
     label_of = dict(candidates)
     workers = workers or min(32, (os.cpu_count() or 1) * 4)
     with concurrent.futures.ThreadPoolExecutor(workers) as pool, \
-            ProgressLine(len(candidates), progress, in_logs=False) as shown:
+            ProgressLine(len(candidates), progress, in_logs=False, terminal_every=500) as shown:
         results = pool.map(_inspect, [p for p, _ in candidates])
         for done, (path, info, reason) in enumerate(results, start=1):
-            if done % 500 == 0 or done == len(candidates):
-                shown.update(done, f"checking images in {root}: {done}/{len(candidates)}")
+            shown.update(done, f"checking images in {root}: {done}/{len(candidates)}")
             if info is None:
                 skipped.append((path, reason))
                 continue

@@ -308,10 +308,9 @@ def _check_in_parallel(pairs, root, workers, progress):
     workers = workers or min(32, (os.cpu_count() or 1) * 4)
     results = []
     with concurrent.futures.ThreadPoolExecutor(workers) as pool, \
-            ProgressLine(len(pairs), progress, in_logs=False) as shown:
+            ProgressLine(len(pairs), progress, in_logs=False, terminal_every=500) as shown:
         for done, result in enumerate(pool.map(_check_pair, pairs), start=1):
-            if done % 500 == 0 or done == len(pairs):
-                shown.update(done, f"checking images and masks in {root}: {done}/{len(pairs)}")
+            shown.update(done, f"checking images and masks in {root}: {done}/{len(pairs)}")
             results.append(result)
     return results
 

@@ -52,16 +52,15 @@ def make_tfrecords(data, out, shards=8, overwrite=False):
         index["skipped"] += [{"path": p, "reason": r} for p, r in folder.skipped]
         count = max(1, min(shards, len(folder)))
         files = []
-        shown = ProgressLine(count)
-        for shard in range(count):
-            name = f"{split}-{shard:05d}-of-{count:05d}.tfrecord"
-            with atomic_output(os.path.join(out, name)) as temporary:
-                with tf.io.TFRecordWriter(temporary) as writer:
-                    for i in range(shard, len(folder), count):
-                        writer.write(_example(_encoded(folder.paths[i], folder.native[i]), folder.labels[i]))
-            files.append(name)
-            shown.update(shard + 1, f"{split}: wrote shard {shard + 1}/{count}")
-        shown.close()
+        with ProgressLine(count) as shown:
+            for shard in range(count):
+                name = f"{split}-{shard:05d}-of-{count:05d}.tfrecord"
+                with atomic_output(os.path.join(out, name)) as temporary:
+                    with tf.io.TFRecordWriter(temporary) as writer:
+                        for i in range(shard, len(folder), count):
+                            writer.write(_example(_encoded(folder.paths[i], folder.native[i]), folder.labels[i]))
+                files.append(name)
+                shown.update(shard + 1, f"{split}: wrote shard {shard + 1}/{count}")
         index["splits"][split] = {"files": files, "count": len(folder)}
     with atomic_output(os.path.join(out, INDEX_FILE)) as temporary:
         with open(temporary, "w") as file:

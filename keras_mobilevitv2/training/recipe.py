@@ -65,6 +65,11 @@ TASK_RECIPES = {
                             small_data_augmentation="none", small_data_learning_rate=0.003),
 }
 RECIPES = ("official", "small-data")
+# How each recipe sets the peak learning rate, as ``train`` prints it.
+LEARNING_RATE_RULES = {
+    "official": "the recipe's, linear in the batch",
+    "small-data": "measured on small data, at any batch; the recipe's ratio for other widths",
+}
 
 
 def choose_recipe(task, images, classes, epochs, weights_loaded):
@@ -187,12 +192,11 @@ class TrainConfig:
         architecture = get_architecture(get_entry(config.model).architecture)
         if architecture.family == "mobilevitv2":
             width = int(architecture.name.split("_")[1]) / 100
-            peak, minimum, decay = MOBILEVITV2_RECIPE[min(MOBILEVITV2_RECIPE, key=lambda w: abs(w - width))]
+            backbone_recipe = MOBILEVITV2_RECIPE[min(MOBILEVITV2_RECIPE, key=lambda w: abs(w - width))]
         else:
-            peak, minimum, decay = MOBILEVIT_RECIPE
-        width_ratio = peak / MOBILEVITV2_RECIPE[0.5][0]  # wider models take smaller steps, as the recipe's
-        if config.task in DENSE_RECIPES:
-            peak, minimum, decay = DENSE_RECIPES[config.task]
+            backbone_recipe = MOBILEVIT_RECIPE
+        width_ratio = backbone_recipe[0] / MOBILEVITV2_RECIPE[0.5][0]  # wider models take smaller steps
+        peak, minimum, decay = DENSE_RECIPES.get(config.task, backbone_recipe)
         if name == "official":
             learning_rate = peak * config.batch_size / recipe.batch_size  # linear scaling
         else:

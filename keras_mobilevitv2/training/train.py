@@ -15,17 +15,13 @@ from ..models import CHECKPOINT_SUFFIXES, copy_weights
 from ..preprocessing import get_preprocessing
 from ..weights.layouts import is_backbone_layer
 from .callbacks import STATE_FILE, EpochSummary, ModelExport, RenameLogs, ResumeCheckpoint, RunHistory, read_json
-from .recipe import TrainConfig, make_optimizer
+from .recipe import LEARNING_RATE_RULES, TrainConfig, make_optimizer
 from .tasks import get_task
 
 CONFIG_FILE = "config.json"
 WORKERS_DIR = "workers"  # where the workers other than the chief of a multi-worker run write
 # Settings that may differ when a run is resumed: they do not change what is computed.
 _RESUMABLE_CHANGES = ("cache_bytes", "strategy")
-_LEARNING_RATE_RULES = {
-    "official": " (the recipe's, linear in the batch)",
-    "small-data": " (measured on small data, at any batch; the recipe's ratio for other widths)",
-}
 
 
 class RunDirError(ValueError):
@@ -205,7 +201,7 @@ def train(data, out, config=None, val_data=None, resume=False, overwrite=False, 
             "requested": dataclasses.asdict(config), "resolved": dataclasses.asdict(resolved), "recipe_why": why,
             "data": os.path.abspath(os.fspath(data)), "class_names": list(class_names),
             "replicas": strategy.num_replicas_in_sync})
-    lr_rule = "" if config.learning_rate else _LEARNING_RATE_RULES[resolved.recipe]
+    lr_rule = "" if config.learning_rate else f" ({LEARNING_RATE_RULES[resolved.recipe]})"
     print(f"recipe: {resolved.recipe} ({why}): augmentation {resolved.augmentation}, peak lr "
           f"{resolved.learning_rate:.3g}{lr_rule}; --recipe and the flags override", flush=True)
     print(f"{resolved.model} ({task.name}) at {image_size[0]}x{image_size[1]}: {len(train_source)} training images, "
