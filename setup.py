@@ -21,7 +21,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
-    packages=find_packages(include=["keras_mobilevitv2", "keras_mobilevitv2.*"]) + ["mobilevitv2_tflite"],
+    packages=find_packages(include=["keras_mobilevitv2", "keras_mobilevitv2.*"]) + ["mobilevitv2_tflite", "mobilevitv2_tflite.schema"],
     # The folder is tflite/, but an import named tflite would shadow the PyPI package of that name.
     package_dir={"mobilevitv2_tflite": "tflite"},
     install_requires=["tensorflow>=2.21,<2.22", "keras>=3.12", "numpy>=1.26", "tensorboard>=2.20"],

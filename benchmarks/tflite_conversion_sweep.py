@@ -31,14 +31,15 @@ def sweep_model(name, work, calibration, images, size=256):
     model = kmv.create_model(name, input_shape=(size, size, 3), classifier_activation=None)
     keras_path = os.path.join(work, f"{name}.keras")
     model.save(keras_path)
-    reference = KerasClassifier(model).logits_batch(images)
+    reference = KerasClassifier(model).scores_batch(images)
     row = {"model": name}
     for precision in ("fp32", "int8"):
         out = os.path.join(work, f"{name}_{precision}.tflite")
         start = time.perf_counter()
         report = convert(keras_path, out, precision=precision,
-                         calibration_data=calibration if precision == "int8" else None, calibration_steps=32)
-        logits = TFLiteClassifier(out).logits_batch(images)
+                         calibration_data=calibration if precision == "int8" else None, calibration_steps=32,
+                         outputs="logits")
+        logits = TFLiteClassifier(out).scores_batch(images)
         row[precision] = {
             "seconds": round(time.perf_counter() - start, 1),
             "megabytes": round(report.size_bytes / 1e6, 2),

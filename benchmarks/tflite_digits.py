@@ -55,13 +55,13 @@ def main(argv=None):
 
     keras_top1 = rows[0]["top1"]
     lines = [f"`{args.model}` on all {rows[0]['images']} images of `{args.data}`, each file against the Keras model.",
-             "", "| variant | size | top-1 | vs Keras | top-1 agreement | max logit diff | mean logit diff |",
+             "", "| variant | size | top-1 | vs Keras | top-1 agreement | max probability diff | mean probability diff |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
              f"| {rows[0]['variant']} | | {keras_top1:.2%} | | | | |"]
     for row in rows[1:]:
         lines.append(f"| {row['variant']} | {row['megabytes']} MB | {row['top1']:.2%} "
                      f"| {(row['top1'] - keras_top1) * 100:+.2f} pt | {row['top1_agreement']:.2%} "
-                     f"| {row['max_logit_difference']:.2g} | {row['mean_logit_difference']:.2g} |")
+                     f"| {row['max_probability_difference']:.2g} | {row['mean_probability_difference']:.2g} |")
     text = "\n".join(lines) + "\n"
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     write_json(args.out + ".json", rows)

@@ -42,3 +42,12 @@ def keras_module_name(model_or_layer):
         if root in KERAS_MODULES:
             return root
     raise TypeError(f"{type(model_or_layer).__name__} is not a Keras layer or model")
+
+
+def inference_function(model):
+    """``model`` called in inference mode as one TensorFlow graph, traced once per input shape (and relaxed
+    to unknown sizes after a few): a functional model called eagerly runs op by op, which made the detection
+    validation of 100 images take 35 s instead of 1.5 s."""
+    import tensorflow as tf
+
+    return tf.function(lambda x: model(x, training=False), reduce_retracing=True)

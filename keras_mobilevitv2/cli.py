@@ -183,9 +183,17 @@ def _strips(text):
 def cmd_convert(args):
     from mobilevitv2_tflite.convert import convert
 
+    from mobilevitv2_tflite.detection_postprocess import DetectionPostprocessing
+
+    chosen = {key: value for key, value in (("score_threshold", args.score_threshold),
+                                            ("iou_threshold", args.iou_threshold),
+                                            ("max_detections", args.max_detections)) if value is not None}
+    if args.fast_nms:
+        chosen["regular_nms"] = False
+    postprocessing = DetectionPostprocessing(**chosen) if chosen else None
     report = convert(args.model, args.out, precision=args.precision, calibration_data=args.calibration_data,
                      calibration_steps=args.calibration_steps, io_type=args.io_type, image_size=args.image_size,
-                     strips=args.strips, overwrite=args.overwrite)
+                     strips=args.strips, outputs=args.outputs, postprocessing=postprocessing, overwrite=args.overwrite)
     print(report.summary())
 
 
@@ -444,6 +452,17 @@ def build_parser():
                          help="row strips for the stages before the first attention block, so that their feature "
                               "maps stay in the cache: auto (by map size; none at 256x256 or for int8) or a number "
                               "(1: none)")
+    convert.add_argument("--outputs", choices=["probabilities", "logits", "detections", "raw"],
+                         help="a classifier's: probabilities (default: MediaPipe Tasks and the Android app show them "
+                              "as they are) or logits; a detector's: detections (default: the post-processing in "
+                              "the file, as TFLite_Detection_PostProcess) or raw (box regressions, class logits). "
+                              "The file's facts record it")
+    convert.add_argument("--score-threshold", type=float, help="a detector's post-processing: keep scores from "
+                         "this (default 0.01, as the Keras model's)")
+    convert.add_argument("--iou-threshold", type=float, help="... NMS IoU threshold (default 0.5)")
+    convert.add_argument("--max-detections", type=int, help="... at most this many detections (default 200)")
+    convert.add_argument("--fast-nms", action="store_true",
+                         help="... NMS over each anchor's best class (the op's fast mode) instead of per class")
     convert.add_argument("--overwrite", action="store_true")
     convert.set_defaults(run=cmd_convert)
 

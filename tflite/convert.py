@@ -16,6 +16,14 @@ from .metadata import add_metadata
 
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 IO_TYPES = ("float32", "uint8", "int8")
+# What a converted model outputs, by task; the first is the default. A classifier's probabilities, as MediaPipe
+# Tasks shows a file's scores as they are; a detector's final detections (post-processing in the file).
+# A segmenter's: logits at the head's resolution (stride 8 or 16; readers resize them to the image, as cvnets'
+# evaluation does, and so does MediaPipe's ImageSegmenter), at the input size, or the category mask (ARG_MAX).
+# benchmarks/segmentation_export.py chose the default: as fast as any and as accurate, 256x less to read.
+OUTPUTS = {"classification": ("probabilities", "logits"), "detection": ("detections", "raw"),
+           "segmentation": ("head-logits", "logits", "mask")}
+CLASSIFIER_OUTPUTS = OUTPUTS["classification"]
 
 
 class ConversionError(ValueError):
@@ -34,6 +42,11 @@ class ConversionReport:
     rewrites: GraphRewrites = dataclasses.field(default_factory=GraphRewrites)
     outputs: dict = dataclasses.field(default_factory=dict)  # signature output name -> details, when several
 
+    @property
+    def custom_ops(self):
+        """Ops outside TFLite's builtins (a converted file holds at most the detection post-processing)."""
+        return sorted(op for op in self.ops if not op.isupper() or op.startswith(("FLEX", "CUSTOM")))
+
     def summary(self):
         ops = ", ".join(f"{name} x{count}" for name, count in sorted(self.ops.items()))
         if len(self.outputs) > 1:
@@ -42,8 +55,12 @@ class ConversionReport:
             outputs = f"output {self.output_details['dtype']} {self.output_details['shape']}"
         head = (f"{self.path}: {self.precision}, {self.size_bytes / 1e6:.2f} MB, input "
                 f"{self.input_details['dtype']} {self.input_details['shape']}, {outputs}")
-        return "\n".join(line for line in (head, self.rewrites.summary(), f"ops: {ops}", self.xnnpack.summary())
-                         if line)
+        custom = ""
+        if self.custom_ops:
+            custom = (f"custom op: {', '.join(self.custom_ops)} (LiteRT's default op resolver registers it; "
+                      "every other op is a builtin)")
+        return "\n".join(line for line in (head, self.rewrites.summary(), f"ops: {ops}", custom,
+                                            self.xnnpack.summary()) if line)
 
 
 @dataclasses.dataclass
@@ -122,17 +139,35 @@ def load_keras_model(path):
                               f"{str(error).splitlines()[0][:200]})") from None
 
 
-def batch_one_model(model, size):
-    """``model`` behind a batch-1 input of ``size`` ((height, width)): the fixed shapes TFLite files have."""
+def classifier_output_kind(model):
+    """"probabilities" for a classifier that ends in a softmax (``create_model``'s default
+    ``classifier_activation``, or the softmax ``convert`` appends), else "logits"."""
+    last = model.layers[-1]
+    while hasattr(last, "layers") and last.layers:  # a model wrapped in another (batch_one_model)
+        last = last.layers[-1]
+    if type(last).__name__ == "Softmax":
+        return "probabilities"
+    activation = getattr(getattr(last, "layer", last), "activation", None)  # tfmot wraps layers
+    return "probabilities" if getattr(activation, "__name__", "") == "softmax" else "logits"
+
+
+def batch_one_model(model, size, softmax=False):
+    """``model`` behind a batch-1 input of ``size`` ((height, width)): the fixed shapes TFLite files have;
+    ``softmax``: with a softmax after its output."""
     from keras_mobilevitv2.backend import get_keras, keras_module_name
 
     keras = get_keras(keras_module_name(model))
     inputs = keras.Input(batch_shape=(1, *size, 3), name="image")
-    return keras.Model(inputs, model(inputs), name=model.name)
+    outputs = model(inputs)
+    if softmax:
+        outputs = keras.layers.Softmax(name="probabilities")(outputs)
+    return keras.Model(inputs, outputs, name=model.name)
 
 
-def fixed_size_model(model, image_size=None, precision="fp32", strips="auto"):
-    """The graph ``convert`` converts: the model with a batch-1 input of ``image_size`` (default: its own).
+def fixed_size_model(model, image_size=None, precision="fp32", strips="auto", outputs=None, postprocessing=None):
+    """The graph ``convert`` converts: the model with a batch-1 input of ``image_size`` (default: its own),
+    and the ``outputs`` of ``OUTPUTS`` for its task (a classifier's probabilities or logits whatever it ends in;
+    a detector's final detections, by ``postprocessing``, a ``DetectionPostprocessing``, or raw outputs).
 
     A model built for another size, or with training-only outputs (a segmentation
     model's auxiliary head), is rebuilt by the registry at this size with the same
@@ -143,7 +178,7 @@ def fixed_size_model(model, image_size=None, precision="fp32", strips="auto"):
     same function with less work). Returns ``(model, GraphRewrites)``.
     """
     from keras_mobilevitv2 import get_preprocessing
-    from keras_mobilevitv2.backend import keras_module_name
+    from keras_mobilevitv2.backend import get_keras, keras_module_name
     from keras_mobilevitv2.models import rebuild_model
 
     facts = get_preprocessing(model)
@@ -157,7 +192,13 @@ def fixed_size_model(model, image_size=None, precision="fp32", strips="auto"):
     if min(target) < 32:
         raise ConversionError(f"image size {target} is too small: these models need at least 32x32")
     training_outputs = facts.task == "segmentation" and isinstance(model.output, dict)  # the auxiliary head
-    if (height, width) != target or training_outputs:
+    kind = classifier_output_kind(model) if facts.task == "classification" else None
+    outputs = check_outputs(facts.task, outputs)
+    if postprocessing is not None and outputs != "detections":
+        raise ConversionError("the score threshold, IoU threshold and max detections set a detector's "
+                              "post-processing in the file (--outputs detections)")
+    drop_softmax = kind == "probabilities" and outputs == "logits"
+    if (height, width) != target or training_outputs or drop_softmax:
         if is_quantization_aware(model):
             raise ConversionError(f"a quantization-aware model converts at the size it was fine-tuned at, "
                                   f"{height}x{width}, not {target[0]}x{target[1]}")
@@ -166,13 +207,49 @@ def fixed_size_model(model, image_size=None, precision="fp32", strips="auto"):
                                   **({"aux_head": False} if facts.task == "segmentation" else {}))
         except ValueError as error:
             raise ConversionError(f"cannot rebuild the model at {target[0]}x{target[1]}: {error}") from None
+        kind = classifier_output_kind(model) if kind else None  # rebuilt classifiers output logits
+    if outputs == "head-logits":
+        keras = get_keras(keras_module_name(model))
+        model = keras.Model(model.input, model.get_layer("seg_classifier").output, name=model.name)
     rewrites = GraphRewrites()
     if keras_module_name(model) == "keras" and not is_quantization_aware(model):
         try:
             model, rewrites = rewrite_for_conversion(model, precision, strips)
         except ValueError as error:
             raise ConversionError(str(error)) from None
-    return batch_one_model(model, target), rewrites
+    fixed = batch_one_model(model, target, softmax=kind == "logits" and outputs == "probabilities")
+    if outputs == "mask":
+        keras = get_keras(keras_module_name(fixed))
+        fixed = keras.Model(fixed.input, _category_mask_layer(keras)(fixed.output), name=fixed.name)
+    if outputs == "detections":
+        from keras_mobilevitv2.detection import ssd_anchors
+
+        from .detection_postprocess import DetectionPostprocessing, with_postprocessing
+
+        anchors = ssd_anchors(*target, architecture=facts.architecture)
+        fixed = with_postprocessing(fixed, anchors, postprocessing or DetectionPostprocessing())
+    return fixed, rewrites
+
+
+def _category_mask_layer(keras):
+    """A layer giving the argmax over the classes as int32 (one ARG_MAX op; keras.ops.argmax adds a Flex op)."""
+    import tensorflow as tf
+
+    class CategoryMask(keras.layers.Layer):
+        def call(self, logits):
+            return tf.math.argmax(logits, axis=-1, output_type=tf.int32)
+
+    return CategoryMask(name="category_mask")
+
+
+def check_outputs(task, outputs):
+    """What a converted model of ``task`` outputs: one of ``OUTPUTS[task]``, by default the first."""
+    task = task or "classification"
+    if outputs is None:
+        return OUTPUTS[task][0]
+    if outputs not in OUTPUTS[task]:
+        raise ConversionError(f"a {task} model outputs {' or '.join(OUTPUTS[task])}, not {outputs!r}")
+    return outputs
 
 
 def is_quantization_aware(model):
@@ -242,7 +319,7 @@ def _unsupported_ops_message(error_text):
 
 
 def convert(model, out, precision="fp32", calibration_data=None, calibration_steps=200, io_type="float32",
-            image_size=None, strips="auto", overwrite=False):
+            image_size=None, strips="auto", outputs=None, postprocessing=None, overwrite=False):
     """Converts a Keras model (a ``.keras`` path, or a QAT run directory) to ``out`` (``.tflite``), builtin ops only.
 
     Args:
@@ -254,6 +331,16 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
         strips: row strips for the stages before the first attention block:
             ``"auto"`` (by feature-map size: none at 256x256, 8 at 1024x1024 for
             ``mobilevitv2_050``; none for int8) or a number (1: none).
+        outputs: a classifier's output, ``probabilities`` (default: a softmax is
+            appended to a model that outputs logits, as trained and imported ones do)
+            or ``logits``; recorded in the file's facts, so no reader applies a
+            softmax twice. A detector's: ``detections`` (default: the
+            post-processing in the file, ``detection_postprocess``) or ``raw``
+            (box regressions and class logits). A segmenter's: ``head-logits``
+            at the head's resolution (default; the readers resize them),
+            ``logits`` at the input size or ``mask`` (the category of every pixel).
+        postprocessing: a ``DetectionPostprocessing`` (score and IoU thresholds,
+            max detections, NMS) for ``detections``; default the Keras model's.
     Returns a ``ConversionReport``. The file carries the model's preprocessing
     facts (see ``metadata``); an existing ``out`` is replaced only with ``overwrite``.
     The converted graph has adjacent 1x1 convolutions fused and, for large
@@ -280,7 +367,8 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
         model = load_keras_model(source_path)
     facts = get_preprocessing(model)
     quantization_aware = is_quantization_aware(model)
-    model, rewrites = fixed_size_model(model, image_size, precision, strips)
+    object_classes = int(model.output["class_logits"].shape[-1]) - 1 if facts.task == "detection" else None
+    model, rewrites = fixed_size_model(model, image_size, precision, strips, outputs, postprocessing)
 
     images = None
     if precision == "int8":
@@ -291,8 +379,31 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
     content = tflite_content(model, precision, images, io_type)
     if precision == "int8" and quantization_aware:
         precision = "int8-qat"
-    write_tflite(content, out, facts, model.input_shape[1:3], precision, io_type)
+    outputs = check_outputs(facts.task, outputs)
+    extra = {}
+    if facts.task == "classification":
+        outputs = classifier_output_kind(model)
+    elif outputs == "detections":
+        from .detection_postprocess import DetectionPostprocessing
+
+        extra["postprocessing"] = dict((postprocessing or DetectionPostprocessing()).to_dict(),
+                                       num_classes=object_classes)
+    from .detection_postprocess import POSTPROCESS_OP
+
+    allowed = [POSTPROCESS_OP] if outputs == "detections" else []
+    if custom_ops(content) != allowed:
+        raise ConversionError(f"the converted model holds ops outside TFLite's builtins: {custom_ops(content)}")
+    write_tflite(content, out, facts, model.input_shape[1:3], precision, io_type, outputs, **extra)
     return inspect_tflite(out, precision, rewrites)
+
+
+def custom_ops(content):
+    """The names of the ops outside TFLite's builtins (custom and Flex ops) in ``.tflite`` bytes, sorted."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(bytearray(content), 0)
+    codes = (model.OperatorCodes(i) for i in range(model.OperatorCodesLength()))
+    return sorted(code.CustomCode().decode("utf-8") for code in codes if code.CustomCode())
 
 
 def tflite_content(model, precision="fp32", calibration=None, io_type="float32"):
@@ -325,11 +436,11 @@ def tflite_content(model, precision="fp32", calibration=None, io_type="float32")
         raise ConversionError(f"conversion failed: {str(error).splitlines()[0][:300]}") from None
 
 
-def write_tflite(content, out, facts, input_size, precision, io_type):
-    """Writes converted ``content`` to ``out`` atomically, with the model's facts in its metadata."""
+def write_tflite(content, out, facts, input_size, precision, io_type, outputs, **more):
+    """Writes converted ``content`` to ``out`` atomically, with the model's facts in its metadata
+    (``outputs``: what the file outputs, one of ``OUTPUTS``; ``more``: more facts)."""
     facts_dict = facts.to_dict()
-    outputs = "box_regressions, class_logits" if facts.task == "detection" else "logits"
-    facts_dict.update(input_size=list(input_size), precision=precision, io_type=io_type, outputs=outputs)
+    facts_dict.update(input_size=list(input_size), precision=precision, io_type=io_type, outputs=outputs, **more)
     with atomic_output(out) as temporary:
         with open(temporary, "wb") as file:
             file.write(add_metadata(content, facts_dict))

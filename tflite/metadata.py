@@ -1,10 +1,12 @@
-"""The model's facts inside the ``.tflite`` file, as a TFLite metadata entry.
+"""The model's facts inside the ``.tflite`` file, as TFLite metadata entries.
 
 The flatbuffer's ``metadata`` list gets an entry named ``keras_mobilevitv2``
 whose buffer holds UTF-8 JSON: the preprocessing facts of the Keras model
 (input size, crop fraction, interpolation, input range, class names,
 architecture) and how the file was converted. Interpreters ignore it; ``predict``,
-``eval`` and the Android app read it from the file alone.
+``eval`` and the Android app read it from the file alone. Beside it the same
+facts go into the standard TFLite Metadata that MediaPipe Tasks and the LiteRT
+tools read (``standard_metadata``), with the labels in a zip appended to the file.
 """
 
 import json
@@ -14,6 +16,8 @@ import struct
 from tensorflow.lite.python import schema_py_generated as schema
 from tensorflow.lite.tools import flatbuffer_utils
 
+from .standard_metadata import STANDARD_METADATA_NAME, append_associated_files, standard_metadata
+
 METADATA_NAME = "keras_mobilevitv2"
 
 
@@ -22,17 +26,36 @@ class MetadataError(ValueError):
 
 
 def add_metadata(model_bytes, facts):
-    """``model_bytes`` with ``facts`` (a JSON-able dict) stored under ``METADATA_NAME``."""
+    """``model_bytes`` (a converted model, no metadata of this module yet) with ``facts`` (a JSON-able dict)
+    stored under ``METADATA_NAME``, and the standard TFLite Metadata built from them, its files appended."""
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
+    _set_entry(model, METADATA_NAME, json.dumps(facts, sort_keys=True).encode("utf-8"))
+    graph = model.subgraphs[0]
+    tensor_type = {index: model.subgraphs[0].tensors[index].type for index in (*graph.inputs, *graph.outputs)}
+    names = {}
+    for signature in model.signatureDefs or []:
+        names.update({output.tensorIndex: _text(output.name) for output in signature.outputs})
+    outputs = [(names.get(index, _text(graph.tensors[index].name)), tensor_type[index],
+                [int(s) for s in graph.tensors[index].shape]) for index in graph.outputs]
+    standard, files = standard_metadata(facts, tensor_type[graph.inputs[0]], outputs)
+    _set_entry(model, STANDARD_METADATA_NAME, standard)
+    return append_associated_files(bytes(flatbuffer_utils.convert_object_to_bytearray(model)), files)
+
+
+def _text(name):
+    return name.decode("utf-8") if isinstance(name, bytes) else str(name)
+
+
+def _set_entry(model, name, data):
+    """Stores ``data`` in a new buffer under the metadata entry ``name``, replacing an entry of that name."""
     buffer = schema.BufferT()
-    buffer.data = list(json.dumps(facts, sort_keys=True).encode("utf-8"))
+    buffer.data = list(data)
     model.buffers.append(buffer)
     entry = schema.MetadataT()
-    entry.name = METADATA_NAME
+    entry.name = name
     entry.buffer = len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or []) if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
+    model.metadata = [m for m in (model.metadata or []) if _text(m.name) != name]
     model.metadata.append(entry)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def read_metadata(model_bytes_or_path):
@@ -42,12 +65,7 @@ def read_metadata(model_bytes_or_path):
     flatbuffer is damaged: offsets, vector lengths and the buffer index are checked
     against the file, as the flatbuffers library reads whatever an offset points to.
     """
-    if isinstance(model_bytes_or_path, (bytes, bytearray)):
-        data, where = bytearray(model_bytes_or_path), "the model bytes"
-    else:
-        where = os.fspath(model_bytes_or_path)
-        with open(where, "rb") as file:
-            data = bytearray(file.read())
+    data, where = _file_bytes(model_bytes_or_path)
     if bytes(data[4:8]) != b"TFL3":
         raise MetadataError(f"{where}: not a TFLite model (no TFL3 file identifier)")
     try:
@@ -67,12 +85,36 @@ def read_metadata(model_bytes_or_path):
     return facts
 
 
+def _file_bytes(model_bytes_or_path):
+    if isinstance(model_bytes_or_path, (bytes, bytearray)):
+        return bytearray(model_bytes_or_path), "the model bytes"
+    where = os.fspath(model_bytes_or_path)
+    with open(where, "rb") as file:
+        return bytearray(file.read()), where
+
+
 def _reason(error):
     return f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
 
 
-def _metadata_bytes(data, where):
-    """The bytes of the buffer named by the ``METADATA_NAME`` entry, or None."""
+def read_standard_metadata_of(model_bytes_or_path):
+    """The standard TFLite Metadata of a file (``standard_metadata.read_standard_metadata``), or None."""
+    from .standard_metadata import read_standard_metadata
+
+    data, where = _file_bytes(model_bytes_or_path)
+    if bytes(data[4:8]) != b"TFL3":
+        raise MetadataError(f"{where}: not a TFLite model (no TFL3 file identifier)")
+    try:
+        raw = _metadata_bytes(data, where, STANDARD_METADATA_NAME)
+        return None if raw is None else read_standard_metadata(raw, where)
+    except MetadataError:
+        raise
+    except (struct.error, IndexError, ValueError, TypeError, OverflowError) as error:
+        raise MetadataError(f"{where}: damaged {STANDARD_METADATA_NAME} ({_reason(error)})") from None
+
+
+def _metadata_bytes(data, where, name=METADATA_NAME):
+    """The bytes of the buffer named by the ``name`` entry, or None."""
     model = schema.Model.GetRootAsModel(data, 0)
     # A vector's entries are 4-byte offsets at least: a longer vector than that is a damaged length.
     entries, buffers = model.MetadataLength(), model.BuffersLength()
@@ -80,16 +122,16 @@ def _metadata_bytes(data, where):
         raise MetadataError(f"{where}: a damaged TFLite model (a vector of {max(entries, buffers)} entries)")
     for i in range(entries):
         entry = model.Metadata(i)
-        if entry.Name() != METADATA_NAME.encode():
+        if entry.Name() != name.encode():
             continue
         index = entry.Buffer()
         if not 0 <= index < buffers:
-            raise MetadataError(f"{where}: the {METADATA_NAME} metadata names buffer {index} of {buffers}")
+            raise MetadataError(f"{where}: the {name} metadata names buffer {index} of {buffers}")
         buffer = model.Buffers(index)
         if buffer.DataLength() == 0 and buffer.Offset() > 1:  # a model over 2 GB keeps its buffers after the flatbuffer
             start, size = buffer.Offset(), buffer.Size()
             if start + size > len(data):
-                raise MetadataError(f"{where}: the {METADATA_NAME} metadata lies past the end of the file")
+                raise MetadataError(f"{where}: the {name} metadata lies past the end of the file")
             return bytes(data[start:start + size])
         return bytes(buffer.DataAsNumpy()) if buffer.DataLength() else b""
     return None

@@ -35,7 +35,9 @@ def read_facts(path, task=None):
 
 
 class TFLiteClassifier:
-    """A ``.tflite`` classifier made by ``convert``: feeds RGB in [0, 255], returns float logits.
+    """A ``.tflite`` classifier made by ``convert``: feeds RGB in [0, 255]; ``scores`` are the file's float
+    output, probabilities or logits as ``output_kind`` says (the file's facts; files from before the kit
+    recorded it output logits), and ``probabilities`` applies the softmax only when the file has none.
 
     Quantized inputs and outputs are (de)quantized with the tensors' own parameters;
     the preprocessing facts come from the file's metadata.
@@ -46,35 +48,43 @@ class TFLiteClassifier:
 
         path = os.fspath(path)
         self.facts = read_facts(path)
+        self.output_kind = self.facts.get("outputs", "logits")
         self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.input_size = tuple(int(s) for s in self.input["shape"][1:3])
 
-    def logits(self, image):
-        """Logits for one image, ``[H, W, 3]`` RGB in [0, 255] at the model's input size."""
+    def scores(self, image):
+        """The output for one image, ``[H, W, 3]`` RGB in [0, 255] at the model's input size."""
         x = np.asarray(image, np.float32)[np.newaxis] * (self.facts["input_max"] / 255.0)
         self.interpreter.set_tensor(self.input["index"], quantize_input(x, self.input))
         self.interpreter.invoke()
         y = self.interpreter.get_tensor(self.output["index"])[0]
         scale, zero_point = self.output["quantization"]
-        if self.output["dtype"] != np.float32:
+        if np.dtype(self.output["dtype"]).kind in "iu" and scale:  # quantized; an int32 category mask is not
             y = (y.astype(np.float32) - zero_point) * scale
         return y.astype(np.float32)
 
-    def logits_batch(self, images):
-        """Logits ``[B, classes]`` for images ``[B, H, W, 3]`` (the file takes one at a time)."""
-        return np.stack([self.logits(image) for image in images])
+    def scores_batch(self, images):
+        """Outputs ``[B, classes]`` for images ``[B, H, W, 3]`` (the file takes one at a time)."""
+        return np.stack([self.scores(image) for image in images])
+
+    def probabilities_batch(self, images):
+        return as_probabilities(self.scores_batch(images), self.output_kind)
 
 
 class KerasClassifier:
-    """A ``.keras`` classifier of this package behind the same interface."""
+    """A ``.keras`` classifier of this package behind the same interface (``output_kind``: "probabilities"
+    when it ends in a softmax, as ``create_model``'s default does; trained and imported models output logits)."""
 
     def __init__(self, path_or_model):
         import keras
 
         from keras_mobilevitv2 import get_preprocessing
+        from keras_mobilevitv2.backend import inference_function
+
+        from .convert import classifier_output_kind
 
         self.model = path_or_model
         if isinstance(path_or_model, (str, os.PathLike)):
@@ -85,15 +95,20 @@ class KerasClassifier:
             raise ValueError("expected a Keras model")
         facts = get_preprocessing(self.model)
         self.facts = facts.to_dict()
+        self.output_kind = classifier_output_kind(self.model)
         height, width = self.model.input_shape[1:3]
         self.input_size = (height, width) if height and width else tuple(facts.input_size)
+        self.run = inference_function(self.model)
 
-    def logits(self, image):
-        return self.logits_batch(np.asarray(image)[np.newaxis])[0]
+    def scores(self, image):
+        return self.scores_batch(np.asarray(image)[np.newaxis])[0]
 
-    def logits_batch(self, images):
+    def scores_batch(self, images):
         x = np.asarray(images, np.float32) * (self.facts["input_max"] / 255.0)
-        return np.asarray(self.model(x, training=False)).astype(np.float32)
+        return np.asarray(self.run(x)).astype(np.float32)
+
+    def probabilities_batch(self, images):
+        return as_probabilities(self.scores_batch(images), self.output_kind)
 
 
 def load_classifier(path, num_threads=None):
@@ -104,8 +119,16 @@ def load_classifier(path, num_threads=None):
 
 
 def softmax(logits):
-    shifted = np.exp(logits - logits.max())
-    return shifted / shifted.sum()
+    """Softmax over the last axis."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def as_probabilities(scores, output_kind):
+    """A classifier's ``scores`` as probabilities: the softmax of logits; probabilities as they are."""
+    if output_kind not in ("logits", "probabilities"):
+        raise ValueError(f"a classifier outputs logits or probabilities, not {output_kind!r}")
+    return softmax(scores) if output_kind == "logits" else np.asarray(scores, np.float32)
 
 
 def prepare_image(path, classifier):
@@ -131,7 +154,7 @@ def predict(model_path, image_paths, top=5):
     names = classifier.facts.get("class_names")
     results = []
     for path in image_paths:
-        probabilities = softmax(classifier.logits(prepare_image(path, classifier)))
+        probabilities = classifier.probabilities_batch(prepare_image(path, classifier)[np.newaxis])[0]
         order = np.argsort(-probabilities)[:top]
         results.append((os.fspath(path), [(names[i] if names else str(i), float(probabilities[i])) for i in order]))
     return results
@@ -144,7 +167,8 @@ def evaluate(model_path, data_dir, reference=None, limit=None, progress=True, ba
 
 def evaluate_models(model_paths, data_dir, reference=None, limit=None, progress=True, batch_size=32):
     """Top-1 and top-5 of several models on an image folder (a path, or an ``ImageFolder``), and against a
-    reference model: agreement and logit differences. A list of dicts, one per model.
+    reference model: agreement and differences of the class probabilities (whether each outputs logits or
+    probabilities). A list of dicts, one per model.
 
     Images are prepared once, by the evaluation pipeline of training (resize,
     centre crop) with the first model's facts, and the reference runs once per
@@ -186,15 +210,15 @@ def evaluate_models(model_paths, data_dir, reference=None, limit=None, progress=
     shown = ProgressLine(count, progress)
     for images, labels in dataset:
         images, labels = images.numpy(), np.argmax(labels.numpy(), axis=-1)
-        reference_logits = other.logits_batch(images) if other is not None else None
+        expected = other.probabilities_batch(images) if other is not None else None
         for i, classifier in enumerate(classifiers):
-            logits = classifier.logits_batch(images)
-            order = np.argsort(-logits, axis=-1)
+            scores = classifier.scores_batch(images)
+            order = np.argsort(-scores, axis=-1)
             top1[i] += int(np.sum(order[:, 0] == labels))
             top5[i] += int(np.sum(np.any(order[:, :5] == labels[:, np.newaxis], axis=-1)))
             if other is not None:
-                agree[i] += int(np.sum(np.argmax(reference_logits, axis=-1) == order[:, 0]))
-                differences[i].append(np.abs(reference_logits - logits))
+                agree[i] += int(np.sum(np.argmax(expected, axis=-1) == order[:, 0]))
+                differences[i].append(np.abs(expected - as_probabilities(scores, classifier.output_kind)))
         done += len(labels)
         if progress:
             scores = "  ".join(f"{os.path.basename(path)} {top1[i] / done:.2%}" for i, path in enumerate(paths))
@@ -206,7 +230,8 @@ def evaluate_models(model_paths, data_dir, reference=None, limit=None, progress=
         if other is not None:
             stacked = np.concatenate(differences[i])
             result.update(reference=os.fspath(reference), top1_agreement=float(agree[i] / count),
-                          max_logit_difference=float(stacked.max()), mean_logit_difference=float(stacked.mean()))
+                          max_probability_difference=float(stacked.max()),
+                          mean_probability_difference=float(stacked.mean()))
         results.append(result)
     return results
 
@@ -217,24 +242,36 @@ def evaluate_models(model_paths, data_dir, reference=None, limit=None, progress=
 
 class TFLiteSegmenter:
     """A ``.tflite`` segmentation model from ``convert``: its fixed input size takes the whole image (resized,
-    as the model's facts say), and ``logits`` are the file's output at that size."""
+    as the model's facts say). ``logits`` are the file's output (at the input size, or at the head's
+    resolution for ``--outputs head-logits``); a file that outputs the category mask (``mask``) gives
+    ``category_mask`` instead, and ``evaluation.predict_mask`` takes either."""
 
     def __init__(self, path, num_threads=None):
         read_facts(path, task="segmentation")
         self.runner = TFLiteClassifier(path, num_threads)
         self.facts = self.runner.facts
+        self.outputs_mask = self.facts.get("outputs") == "mask"
 
     @property
     def class_names(self):
         return self.facts.get("class_names")
 
-    def logits(self, image):
+    def _output(self, image):
         from keras_mobilevitv2.data import resize_image
 
         size = list(self.runner.input_size)
         resized = image if list(image.shape[:2]) == size else resize_image(
             image, size, self.facts.get("interpolation", "bicubic")).numpy()
-        return self.runner.logits(resized)
+        return self.runner.scores(resized)
+
+    def logits(self, image):
+        if self.outputs_mask:
+            raise ValueError("this file outputs the category mask (convert --outputs logits for logits)")
+        return self._output(image)
+
+    def category_mask(self, image):
+        """The class of every pixel at the input size (a file of ``--outputs mask``)."""
+        return np.round(self._output(image)).astype(np.int32)
 
 
 def load_segmenter(path, num_threads=None):
@@ -341,19 +378,25 @@ def _read_rgb(path):
 # ---------------------------------------------------------------------------
 
 class TFLiteDetector:
-    """A ``.tflite`` detector from ``convert`` with the raw outputs (``box_regressions``, ``class_logits``, found
-    by name); ``keras_mobilevitv2.evaluation.detect`` post-processes them as the Keras model's."""
+    """A ``.tflite`` detector from ``convert``. With the post-processing in the file (its facts' ``outputs``:
+    "detections"), ``detections(image)`` are the file's; with the raw outputs (``box_regressions``,
+    ``class_logits``, found by name), ``raw_outputs(image)`` are, and ``keras_mobilevitv2.evaluation.detect``
+    post-processes them as the Keras model's."""
 
     def __init__(self, path, num_threads=None):
         from ai_edge_litert.interpreter import Interpreter
 
+        from .detection_postprocess import OUTPUTS
+
         path = os.fspath(path)
         self.facts = read_facts(path, task="detection")
+        self.postprocessed = self.facts.get("outputs") == "detections"
         self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
         self.runner = self.interpreter.get_signature_runner()
         signature = self.interpreter.get_signature_list()["serving_default"]
-        if not {"box_regressions", "class_logits"} <= set(signature["outputs"]):
-            raise ValueError(f"{path}: expected the outputs box_regressions and class_logits, "
+        expected = set(OUTPUTS) if self.postprocessed else {"box_regressions", "class_logits"}
+        if not expected <= set(signature["outputs"]):
+            raise ValueError(f"{path}: expected the outputs {', '.join(sorted(expected))}, "
                              f"found {signature['outputs']}")
         self.input_name = signature["inputs"][0]
         detail = self.runner.get_input_details()[self.input_name]
@@ -368,21 +411,38 @@ class TFLiteDetector:
     def architecture(self):
         return self.facts.get("architecture")
 
-    def raw_outputs(self, image):
+    def _run(self, image):
         from keras_mobilevitv2.evaluation import prepare_detection_image
 
         x = prepare_detection_image(image, self.input_size, self.facts.get("interpolation", "bicubic"))
         x = x[np.newaxis] * (self.facts["input_max"] / 255.0)
         outputs = self.runner(**{self.input_name: quantize_input(x, self.input_detail)})
         details = self.runner.get_output_details()
-        result = []
-        for name in ("box_regressions", "class_logits"):
-            value, detail = outputs[name][0], details[name]
+        result = {}
+        for name, value in outputs.items():
+            value, detail = value[0], details[name]
             if np.dtype(detail["dtype"]).kind in "iu":
                 scale, zero_point = detail["quantization"]
                 value = (value.astype(np.float32) - zero_point) * scale
-            result.append(np.asarray(value, np.float32))
-        return tuple(result)
+            result[name] = np.asarray(value, np.float32)
+        return result
+
+    def raw_outputs(self, image):
+        """``(box_regressions [A, 4], class_logits [A, classes + 1])`` of a file with the raw outputs."""
+        if self.postprocessed:
+            raise ValueError("this file outputs final detections (convert --outputs raw for the raw outputs)")
+        outputs = self._run(image)
+        return outputs["box_regressions"], outputs["class_logits"]
+
+    def detections(self, image):
+        """The file's detections: ``{"boxes": [n, 4] normalised x1 y1 x2 y2, "labels": [n] class ids
+        1..classes (the Keras post-processing's), "confidence": [n]}``, best first."""
+        outputs = self._run(image)
+        count = int(round(float(np.ravel(outputs["num_detections"])[0])))
+        ymin, xmin, ymax, xmax = np.moveaxis(outputs["boxes"][:count], -1, 0)
+        return {"boxes": np.stack([xmin, ymin, xmax, ymax], axis=-1),
+                "labels": np.round(outputs["classes"][:count]).astype(np.int64) + 1,
+                "confidence": outputs["scores"][:count]}
 
 
 def load_detector(path, num_threads=None):

@@ -23,6 +23,11 @@ class KerasDetector:
     facts: object
     input_size: tuple
 
+    def __post_init__(self):
+        from ..backend import inference_function
+
+        self.run = inference_function(self.model)
+
     @classmethod
     def load(cls, path_or_model):
         from ..models import rebuild_model
@@ -46,7 +51,7 @@ class KerasDetector:
     def raw_outputs(self, image):
         """``(box_regressions [A, 4], class_logits [A, classes + 1])`` for one uint8 RGB image of any size."""
         x = prepare_detection_image(image, self.input_size, self.facts.interpolation)[np.newaxis]
-        outputs = self.model(x * (self.facts.input_max / 255.0), training=False)
+        outputs = self.run(x * (self.facts.input_max / 255.0))
         return np.asarray(outputs["box_regressions"])[0], np.asarray(outputs["class_logits"])[0]
 
 
@@ -61,10 +66,17 @@ def prepare_detection_image(image, size, interpolation="bicubic"):
 
 def detect(detector, image, score_threshold=0.01, iou_threshold=0.5, max_detections=200, top_k=400):
     """The detections of one image: ``{"boxes": [n, 4] pixels x1 y1 x2 y2 clipped to the image, "labels": [n]
-    class ids 1..classes, "scores": [n]}``, best first."""
-    boxes, logits = detector.raw_outputs(image)
-    found = postprocess_numpy(boxes[np.newaxis], logits[np.newaxis], ssd_anchors(*detector.input_size, architecture=detector.architecture),
-                              score_threshold, top_k, iou_threshold, max_detections)[0]
+    class ids 1..classes, "scores": [n]}``, best first. A ``.tflite`` file with the post-processing inside
+    runs its own (its thresholds set at conversion); ``score_threshold`` and ``max_detections`` still filter."""
+    if getattr(detector, "postprocessed", False):  # a .tflite file with the post-processing inside
+        found = detector.detections(image)
+        keep = np.flatnonzero(found["confidence"] >= score_threshold)[:max_detections]
+        found = {key: value[keep] for key, value in found.items()}
+    else:
+        boxes, logits = detector.raw_outputs(image)
+        anchors = ssd_anchors(*detector.input_size, architecture=detector.architecture)
+        found = postprocess_numpy(boxes[np.newaxis], logits[np.newaxis], anchors, score_threshold, top_k,
+                                  iou_threshold, max_detections)[0]
     height, width = image.shape[:2]
     return {"boxes": to_pixels(found["boxes"], height, width), "labels": np.asarray(found["labels"], np.int64),
             "scores": np.asarray(found["confidence"], np.float32)}

@@ -59,7 +59,13 @@ def resize_logits(logits, size):
 
 
 def predict_mask(segmenter, image):
-    """The class of every pixel of ``image`` (uint8 RGB [H, W, 3]) as int32 [H, W], at the image's size."""
+    """The class of every pixel of ``image`` (uint8 RGB [H, W, 3]) as int32 [H, W], at the image's size: the
+    argmax of the logits resized to it, or a file's own category mask resized to it (nearest)."""
+    if getattr(segmenter, "outputs_mask", False):
+        mask = segmenter.category_mask(image)
+        rows = np.minimum((np.arange(image.shape[0]) + 0.5) * mask.shape[0] / image.shape[0], mask.shape[0] - 1)
+        columns = np.minimum((np.arange(image.shape[1]) + 0.5) * mask.shape[1] / image.shape[1], mask.shape[1] - 1)
+        return mask[rows.astype(int)[:, np.newaxis], columns.astype(int)[np.newaxis, :]]
     logits = segmenter.logits(image)
     return np.argmax(resize_logits(logits, image.shape[:2]), axis=-1).astype(np.int32)
 
@@ -93,6 +99,11 @@ class KerasSegmenter:
     model: object
     facts: object
     output_stride: int
+
+    def __post_init__(self):
+        from ..backend import inference_function
+
+        self.run = inference_function(self.model)
 
     @classmethod
     def load(cls, path_or_model):
@@ -130,7 +141,7 @@ class KerasSegmenter:
 
     def logits(self, image):
         x = self.prepare(image)[np.newaxis] * (self.facts.input_max / 255.0)
-        return np.asarray(self.model(x, training=False), np.float32)[0]
+        return np.asarray(self.run(x), np.float32)[0]
 
 
 def evaluate_segmentation(segmenter, data, class_names=None, limit=None, progress=True):

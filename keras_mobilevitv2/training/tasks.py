@@ -292,20 +292,21 @@ class CocoValidation(keras.callbacks.Callback):
 
     def __init__(self, detector, source, image_size, batch_size):
         super().__init__()
+        from ..backend import inference_function
         from ..data.detection_pipeline import make_detection_eval_dataset
         from ..models import inference_detector
 
         self.source = source
         self.ground_truth = source.to_coco()
         self.dataset = make_detection_eval_dataset(source, image_size, batch_size)
-        self.inference = inference_detector(detector)
+        self.inference = inference_function(inference_detector(detector))
 
     def on_epoch_end(self, epoch, logs=None):
         from ..detection import coco_evaluate, pixel_predictions
 
         predictions = []
         for images, info in self.dataset:
-            predictions += pixel_predictions(self.inference(images, training=False), info)
+            predictions += pixel_predictions(self.inference(images), info)
         scores = coco_evaluate(predictions, self.ground_truth, self.source.category_ids)
         if logs is not None:
             logs.update(val_map=max(scores["AP"], 0.0), val_ap50=max(scores["AP50"], 0.0),

@@ -10,7 +10,8 @@ import keras_mobilevitv2 as kmv
 from keras_mobilevitv2.cli import main as cli_main
 from mobilevitv2_tflite.convert import ConversionError, convert
 from mobilevitv2_tflite.metadata import read_metadata
-from mobilevitv2_tflite.runtime import TFLiteClassifier, evaluate, evaluate_models, predict
+from mobilevitv2_tflite.runtime import (KerasClassifier, TFLiteClassifier, evaluate, evaluate_models, predict,
+                                        prepare_image, softmax)
 
 from conftest import OFFICIAL_REFERENCE
 
@@ -23,15 +24,20 @@ def test_float32_tflite_matches_the_official_model(name, tmp_path):
     reference = np.load(stem + ".npz")
     keras_path = str(tmp_path / "m.keras")
     kmv.import_checkpoint(stem + ".pt", name, keras_path)
-    # At 256 no row strips are needed; forced, they must not change a logit either.
-    for strips, path in ((1, tmp_path / "m.tflite"), (4, tmp_path / "m_strips.tflite")):
-        report = convert(keras_path, str(path), strips="auto" if strips == 1 else strips)
+    # At 256 no row strips are needed; forced, they must not change a logit either. The default file outputs
+    # the official model's probabilities; --outputs logits its logits.
+    for strips, outputs, path in ((1, "logits", tmp_path / "m.tflite"), (4, None, tmp_path / "m_strips.tflite")):
+        report = convert(keras_path, str(path), strips="auto" if strips == 1 else strips, outputs=outputs)
         assert not any(op.startswith(("FLEX", "CUSTOM")) for op in report.ops)
         assert report.input_details["shape"] == [1, 256, 256, 3] and report.rewrites.strips == strips
         assert report.xnnpack.partitions == 1 and not report.xnnpack.not_delegated
         classifier = TFLiteClassifier(str(path))
+        assert classifier.output_kind == (outputs or "probabilities")
         for image, logits in zip(reference["x"], reference["logits"]):
-            assert np.abs(classifier.logits(image * 255.0) - logits).max() <= 1e-4
+            if outputs == "logits":
+                assert np.abs(classifier.scores(image * 255.0) - logits).max() <= 1e-4
+            else:
+                assert np.abs(classifier.scores(image * 255.0) - softmax(logits)).max() <= 1e-5
 
 
 def test_facts_travel_inside_the_file(tmp_path):
@@ -42,7 +48,36 @@ def test_facts_travel_inside_the_file(tmp_path):
     facts = read_metadata(str(tmp_path / "m.tflite"))
     assert facts["class_names"] == ["a", "b", "c"] and facts["input_size"] == [64, 96]
     assert facts["crop_fraction"] == 0.888 and facts["input_max"] == 255.0 and facts["precision"] == "fp16"
-    assert facts["architecture"] == "mobilevit_xxs" and facts["outputs"] == "logits"
+    assert facts["architecture"] == "mobilevit_xxs" and facts["outputs"] == "probabilities"
+
+
+def test_no_softmax_is_applied_twice(tmp_path, capsys):
+    # create_model's default ends in a softmax; a trained model outputs logits. Converted either way, the file
+    # says what it outputs, and predict shows the model's own probabilities.
+    with_softmax = kmv.create_model("mobilevitv2_050", input_shape=(32, 32, 3), classes=3,
+                                    class_names=["a", "b", "c"])
+    with_softmax.save(tmp_path / "softmax.keras")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 40, 3)).astype(np.uint8)).save(
+        tmp_path / "photo.png")
+    image = prepare_image(str(tmp_path / "photo.png"), KerasClassifier(with_softmax))  # as predict prepares it
+    expected = np.asarray(with_softmax(image[np.newaxis]))[0]
+    assert cli_main(["convert", str(tmp_path / "softmax.keras"), "--out", str(tmp_path / "p.tflite")]) == 0
+    assert cli_main(["convert", str(tmp_path / "softmax.keras"), "--out", str(tmp_path / "l.tflite"),
+                     "--outputs", "logits"]) == 0
+    assert read_metadata(str(tmp_path / "p.tflite"))["outputs"] == "probabilities"
+    assert read_metadata(str(tmp_path / "l.tflite"))["outputs"] == "logits"
+    probabilities = TFLiteClassifier(str(tmp_path / "p.tflite")).scores(image)
+    assert np.abs(probabilities - expected).max() <= 1e-5
+    logits = TFLiteClassifier(str(tmp_path / "l.tflite")).scores(image)
+    assert np.abs(logits - logits.max() - np.log(expected / expected.max())).max() <= 1e-3  # softmax left out
+    for model in ("softmax.keras", "p.tflite", "l.tflite"):
+        (path, top), = predict(str(tmp_path / model), [str(tmp_path / "photo.png")], top=3)
+        order = np.argsort(-expected)
+        assert [name for name, _ in top] == [["a", "b", "c"][i] for i in order]
+        assert np.abs(np.array([p for _, p in top]) - expected[order]).max() <= 1e-4, model
+    kmv.create_model("deeplabv3_mobilevitv2_050", input_shape=(64, 64, 3), classes=2).save(tmp_path / "seg.keras")
+    with pytest.raises(ConversionError, match="a segmentation model outputs logits, not 'probabilities'"):
+        convert(str(tmp_path / "seg.keras"), str(tmp_path / "seg.tflite"), outputs="probabilities")
 
 
 def test_every_precision_keeps_the_digits_model(digits_model, tmp_path):
@@ -63,7 +98,7 @@ def test_every_precision_keeps_the_digits_model(digits_model, tmp_path):
     results = dict(zip(precisions, scores))
     assert evaluate(str(tmp_path / "dynamic.tflite"), data, reference=model_path, limit=120,
                     progress=False) == results["dynamic"]
-    assert results["fp32"]["max_logit_difference"] <= 1e-4
+    assert results["fp32"]["max_probability_difference"] <= 1e-5
     assert results["fp16"]["top1_agreement"] >= 0.99 and results["dynamic"]["top1_agreement"] >= 0.99
     assert results["int8"]["top1"] >= float_result["top1"] - 0.05
     assert TFLiteClassifier(str(tmp_path / "int8.tflite")).input["dtype"] == np.uint8
@@ -133,21 +168,21 @@ def test_conversion_at_another_size_keeps_the_weights(tmp_path):
     resized = kmv.create_model("mobilevitv2_050", input_shape=(224, 224, 3), classifier_activation=None)
     resized.set_weights(model.get_weights())
     expected = np.asarray(resized(image[np.newaxis]))[0]
-    assert np.abs(TFLiteClassifier(str(tmp_path / "m.tflite")).logits(image) - expected).max() <= 1e-4
+    assert np.abs(TFLiteClassifier(str(tmp_path / "m.tflite")).scores(image) - softmax(expected)).max() <= 1e-5
 
 
 def test_large_inputs_convert_in_row_strips_with_the_same_logits(tmp_path, capsys):
     model = kmv.create_model("mobilevitv2_050", classifier_activation=None)
     model.save(tmp_path / "m.keras")
     assert cli_main(["convert", str(tmp_path / "m.keras"), "--out", str(tmp_path / "m.tflite"),
-                     "--image-size", "512"]) == 0
+                     "--image-size", "512", "--outputs", "logits"]) == 0
     assert "preprocessing to layer3_0_project_bn (37 layers) run in 2 row strips" in capsys.readouterr().out
     image = np.asarray(Image.new("RGB", (512, 512), (200, 90, 10)), np.float32)
     image[100:300, 150:400] = np.random.default_rng(0).uniform(0, 255, (200, 250, 3))
     resized = kmv.create_model("mobilevitv2_050", input_shape=(512, 512, 3), classifier_activation=None)
     resized.set_weights(model.get_weights())
     expected = np.asarray(resized(image[np.newaxis]))[0]
-    assert np.abs(TFLiteClassifier(str(tmp_path / "m.tflite")).logits(image) - expected).max() <= 1e-4
+    assert np.abs(TFLiteClassifier(str(tmp_path / "m.tflite")).scores(image) - expected).max() <= 1e-4
     assert cli_main(["convert", str(tmp_path / "m.keras"), "--out", str(tmp_path / "x.tflite"), "--strips", "0"]) == 2
     assert "strips must be 'auto' or a whole number >= 1, got 0" in capsys.readouterr().err
     assert cli_main(["convert", str(tmp_path / "m.keras"), "--out", str(tmp_path / "x.tflite"), "--strips", "40"]) == 2
@@ -164,9 +199,9 @@ def test_row_strips_in_float16_and_dynamic_range_files(tmp_path):
     for precision in ("fp16", "dynamic"):
         for strips in (1, 3):
             path = str(tmp_path / f"{precision}_{strips}.tflite")
-            assert convert(str(tmp_path / "m.keras"), path, precision=precision, strips=strips).rewrites.strips == strips
-            classifier = TFLiteClassifier(path)
-            logits[precision, strips] = np.stack([classifier.logits(image) for image in images])
+            report = convert(str(tmp_path / "m.keras"), path, precision=precision, strips=strips, outputs="logits")
+            assert report.rewrites.strips == strips
+            logits[precision, strips] = TFLiteClassifier(path).scores_batch(images)
     # float16 weights, float32 arithmetic: the strips change nothing.
     assert np.abs(logits["fp16", 3] - logits["fp16", 1]).max() <= 1e-5
     # Dynamic range quantizes activations per tensor at run time, so each strip gets its own range: not the

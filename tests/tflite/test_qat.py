@@ -73,7 +73,7 @@ def test_qat_fine_tunes_and_convert_makes_the_full_integer_model(digits_model, t
                      "--calibration-steps", "64", "--io-type", "uint8"]) == 0
     assert "XNNPACK" in capsys.readouterr().out
     image = np.random.default_rng(0).integers(0, 256, (*classifier.input_size, 3)).astype(np.float32)
-    np.testing.assert_array_equal(TFLiteClassifier(again).logits(image), classifier.logits(image))
+    np.testing.assert_array_equal(TFLiteClassifier(again).scores(image), classifier.scores(image))
 
     # An existing run is not overwritten without asking.
     with pytest.raises(FileExistsError, match="exists"):

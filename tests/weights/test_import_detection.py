@@ -61,3 +61,33 @@ def test_post_processing_of_its_own_outputs_gives_the_official_detections(import
     assert _matched(np.asarray(found["boxes"][0, :count]), np.asarray(found["labels"][0, :count]),
                     np.asarray(found["confidence"][0, :count]), reference[f"{prefix}_boxes"],
                     reference[f"{prefix}_labels"], reference[f"{prefix}_scores"])
+
+
+def test_official_detector_survives_conversion_with_its_post_processing_inside(imported, reference, tmp_path,
+                                                                                capsys):
+    from mobilevitv2_tflite.convert import convert
+    from mobilevitv2_tflite.metadata import read_metadata, read_standard_metadata_of
+    from mobilevitv2_tflite.runtime import TFLiteDetector
+
+    keras_path = str(tmp_path / "ssdlite.keras")
+    imported.save(keras_path)
+    # Raw outputs: the official ones.
+    raw = TFLiteDetector(convert(keras_path, str(tmp_path / "raw.tflite"), outputs="raw").path)
+    boxes, logits = raw.raw_outputs(reference["x"][0] * 255.0)
+    assert np.abs(boxes - reference["box_regressions"][0]).max() <= 1e-4
+    assert np.abs(logits - reference["class_logits"][0]).max() <= 1e-4
+    # The default file holds the post-processing (the one op outside the builtins, named in the report) and
+    # gives the official detections.
+    path = str(tmp_path / "ssdlite.tflite")
+    assert cli_main(["convert", keras_path, "--out", path, "--score-threshold", "0.5"]) == 0
+    assert "custom op: TFLite_Detection_PostProcess (LiteRT's default op resolver" in capsys.readouterr().out
+    facts = read_metadata(path)
+    assert facts["outputs"] == "detections" and facts["postprocessing"] == {
+        "score_threshold": 0.5, "iou_threshold": 0.5, "max_detections": 200, "regular_nms": True, "num_classes": 80}
+    metadata = read_standard_metadata_of(path)
+    assert metadata.name == b"ObjectDetector" and metadata.minParserVersion == b"1.2.0"
+    found = TFLiteDetector(path).detections(reference["x"][0] * 255.0)
+    assert _matched(found["boxes"], found["labels"], found["confidence"], reference["det_hi_boxes"],
+                    reference["det_hi_labels"], reference["det_hi_scores"])
+    with pytest.raises(ValueError, match="final detections"):
+        TFLiteDetector(path).raw_outputs(reference["x"][0] * 255.0)

@@ -76,7 +76,7 @@ class ImageClassifier private constructor(
         val milliseconds = (SystemClock.elapsedRealtimeNanos() - start) / 1e6
         latency.add(milliseconds)
         outputBuffer.rewind()
-        val logits = when (output.dataType()) {
+        val scores = when (output.dataType()) {
             DataType.FLOAT32 -> FloatArray(output.numElements()).also { outputBuffer.asFloatBuffer().get(it) }
             DataType.UINT8, DataType.INT8 -> {
                 val raw = ByteArray(output.numElements()).also { outputBuffer.get(it) }
@@ -85,7 +85,7 @@ class ImageClassifier private constructor(
             }
             else -> throw IllegalStateException("unsupported output type ${output.dataType()}")
         }
-        return Result(Postprocessor.topK(Postprocessor.softmax(logits), facts, top), milliseconds)
+        return Result(Postprocessor.topK(Postprocessor.probabilities(scores, facts), facts, top), milliseconds)
     }
 
     override fun close() {

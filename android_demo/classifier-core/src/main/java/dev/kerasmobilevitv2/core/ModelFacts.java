@@ -24,9 +24,17 @@ public final class ModelFacts {
     public final String architecture;
     /** fp32, fp16, dynamic, int8 or int8-qat. */
     public final String precision;
+    /** What a classifier outputs: "probabilities" or "logits" (files that do not say output logits). */
+    public final String outputs;
 
     public ModelFacts(int inputHeight, int inputWidth, float cropFraction, String interpolation, float inputMax,
                       List<String> classNames, String architecture, String precision) {
+        this(inputHeight, inputWidth, cropFraction, interpolation, inputMax, classNames, architecture, precision,
+                "logits");
+    }
+
+    public ModelFacts(int inputHeight, int inputWidth, float cropFraction, String interpolation, float inputMax,
+                      List<String> classNames, String architecture, String precision, String outputs) {
         if (inputHeight < 1 || inputWidth < 1) {
             throw new IllegalArgumentException("input size must be positive, got " + inputHeight + "x" + inputWidth);
         }
@@ -45,6 +53,12 @@ public final class ModelFacts {
         this.classNames = Collections.unmodifiableList(new ArrayList<>(classNames));
         this.architecture = architecture;
         this.precision = precision;
+        this.outputs = outputs;
+    }
+
+    /** True when the output is logits, so that probabilities need a softmax. */
+    public boolean outputsLogits() {
+        return !"probabilities".equals(outputs);
     }
 
     /** The facts from the metadata JSON; a missing or mistyped key is an error that names it. */
@@ -69,11 +83,13 @@ public final class ModelFacts {
         Object architecture = facts.get("architecture");
         Object precision = facts.get("precision");
         Object interpolation = facts.get("interpolation");
+        Object outputs = facts.get("outputs");
         return new ModelFacts(((Number) size.get(0)).intValue(), ((Number) size.get(1)).intValue(),
                 get(facts, "crop_fraction", Number.class).floatValue(),
                 interpolation == null ? "bicubic" : interpolation.toString(),
                 get(facts, "input_max", Number.class).floatValue(), names,
-                architecture == null ? null : architecture.toString(), precision == null ? null : precision.toString());
+                architecture == null ? null : architecture.toString(), precision == null ? null : precision.toString(),
+                outputs == null ? "logits" : outputs.toString());
     }
 
     private static <T> T get(Map<String, Object> facts, String key, Class<T> type) {

@@ -38,7 +38,13 @@ public final class Postprocessor {
         return out;
     }
 
-    /** Probabilities from logits (the converted models output logits). */
+    /** Class probabilities from a classifier's output: its softmax when the file outputs logits (as its facts
+     * say), else the output itself, so that no softmax is applied twice. */
+    public static float[] probabilities(float[] scores, ModelFacts facts) {
+        return facts.outputsLogits() ? softmax(scores) : scores;
+    }
+
+    /** Probabilities from logits. */
     public static float[] softmax(float[] logits) {
         double max = Double.NEGATIVE_INFINITY;
         for (float value : logits) {

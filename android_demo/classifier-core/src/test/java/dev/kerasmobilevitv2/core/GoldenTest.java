@@ -154,6 +154,11 @@ public class GoldenTest {
         assertEquals("mobilevitv2_050", facts.architecture);
         assertEquals("fp16", facts.precision);
         assertEquals("dog", facts.className(1));
+        // convert appends the softmax to a model that outputs logits, and says so: none is applied again.
+        assertEquals(expected.get("outputs"), facts.outputs);
+        assertEquals("probabilities", facts.outputs);
+        float[] scores = {0.7f, 0.2f, 0.1f};
+        assertArrayEquals(scores, Postprocessor.probabilities(scores, facts), 0.0f);
     }
 
     @Test
@@ -184,8 +189,8 @@ public class GoldenTest {
     @Test
     public void topKEqualsPythons() throws IOException {
         Map<String, Object> expected = json("outputs.json");
-        float[] probabilities = Postprocessor.softmax(floats("logits.f32"));
-        ModelFacts facts = new ModelFacts(1, 1, 1.0f, "bicubic", 255.0f, Arrays.asList(), null, null);
+        ModelFacts facts = new ModelFacts(1, 1, 1.0f, "bicubic", 255.0f, Arrays.asList(), null, null, "logits");
+        float[] probabilities = Postprocessor.probabilities(floats("logits.f32"), facts);
         List<Postprocessor.Prediction> top = Postprocessor.topK(probabilities, facts, 5);
         List<?> indices = (List<?>) expected.get("top5");
         List<?> scores = (List<?>) expected.get("top5_probabilities");
