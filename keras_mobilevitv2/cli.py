@@ -452,11 +452,13 @@ def build_parser():
                          help="row strips for the stages before the first attention block, so that their feature "
                               "maps stay in the cache: auto (by map size; none at 256x256 or for int8) or a number "
                               "(1: none)")
-    convert.add_argument("--outputs", choices=["probabilities", "logits", "detections", "raw"],
+    convert.add_argument("--outputs", choices=["probabilities", "logits", "detections", "raw", "head-logits", "mask"],
                          help="a classifier's: probabilities (default: MediaPipe Tasks and the Android app show them "
                               "as they are) or logits; a detector's: detections (default: the post-processing in "
-                              "the file, as TFLite_Detection_PostProcess) or raw (box regressions, class logits). "
-                              "The file's facts record it")
+                              "the file, as TFLite_Detection_PostProcess) or raw (box regressions, class logits); a "
+                              "segmenter's: head-logits (default: at the head's resolution, resized by the reader), "
+                              "logits (at the input size) or mask (the class of every pixel). The file's facts "
+                              "record it")
     convert.add_argument("--score-threshold", type=float, help="a detector's post-processing: keep scores from "
                          "this (default 0.01, as the Keras model's)")
     convert.add_argument("--iou-threshold", type=float, help="... NMS IoU threshold (default 0.5)")

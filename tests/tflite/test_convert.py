@@ -76,7 +76,7 @@ def test_no_softmax_is_applied_twice(tmp_path, capsys):
         assert [name for name, _ in top] == [["a", "b", "c"][i] for i in order]
         assert np.abs(np.array([p for _, p in top]) - expected[order]).max() <= 1e-4, model
     kmv.create_model("deeplabv3_mobilevitv2_050", input_shape=(64, 64, 3), classes=2).save(tmp_path / "seg.keras")
-    with pytest.raises(ConversionError, match="a segmentation model outputs logits, not 'probabilities'"):
+    with pytest.raises(ConversionError, match="a segmentation model outputs head-logits or logits or mask, not 'probabilities'"):
         convert(str(tmp_path / "seg.keras"), str(tmp_path / "seg.tflite"), outputs="probabilities")
 
 

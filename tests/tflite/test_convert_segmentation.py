@@ -46,7 +46,7 @@ def test_the_three_outputs_of_a_segmentation_file(tmp_path):
         files[outputs] = str(tmp_path / f"{outputs}.tflite")
         assert cli_main(["convert", keras_file, "--out", files[outputs], "--outputs", outputs]) == 0
         assert read_metadata(files[outputs])["outputs"] == outputs
-    assert inspect_tflite(files["head-logits"]).output_details["shape"] == [1, 16, 16, 5]  # output stride 8
+    assert inspect_tflite(files["head-logits"]).output_details["shape"] == [1, 8, 8, 5]  # output stride 16
     assert inspect_tflite(files["mask"]).output_details["shape"] == [1, 128, 128]
     image = np.asarray(Image.new("RGB", (128, 128), (40, 160, 90)), np.float32)
     image[20:90, 30:110] = np.random.default_rng(0).uniform(0, 255, (70, 80, 3))
