@@ -95,8 +95,8 @@ def main():
         "in the file, per-class NMS (default)": dict(outputs="detections"),
         "in the file, fast NMS": dict(outputs="detections", postprocessing=DetectionPostprocessing(regular_nms=False)),
     }
-    rows = [dict(variant="Keras, its post-processing", **evaluate_detection(KerasDetector.load(args.model), val,
-                                                                              progress=False))]
+    keras_detector = KerasDetector.load(args.model)
+    rows = [dict(variant="Keras, its post-processing", **evaluate_detection(keras_detector, val, progress=False))]
     files = {}
     for index, (variant, settings) in enumerate(variants.items()):
         path = os.path.join(work, f"variant{index}.tflite")
@@ -106,7 +106,6 @@ def main():
                          xnnpack=report.xnnpack.summary(),
                          **evaluate_detection(TFLiteDetector(path), val, progress=False)))
         print(f"{variant}: AP {rows[-1]['AP']:.4f}, AP50 {rows[-1]['AP50']:.4f}", flush=True)
-    keras_detector = KerasDetector.load(args.model)
     variant, path = "in the file, builtin ops (the Keras graph)", os.path.join(work, "builtin.tflite")
     size = convert_builtin_postprocessing(keras_detector, path)
     files[variant] = path

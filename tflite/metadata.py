@@ -31,7 +31,7 @@ def add_metadata(model_bytes, facts):
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
     _set_entry(model, METADATA_NAME, json.dumps(facts, sort_keys=True).encode("utf-8"))
     graph = model.subgraphs[0]
-    tensor_type = {index: model.subgraphs[0].tensors[index].type for index in (*graph.inputs, *graph.outputs)}
+    tensor_type = {index: graph.tensors[index].type for index in (*graph.inputs, *graph.outputs)}
     names = {}
     for signature in model.signatureDefs or []:
         names.update({output.tensorIndex: _text(output.name) for output in signature.outputs})

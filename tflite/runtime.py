@@ -18,6 +18,15 @@ def quantize_input(x, detail):
     return np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(dtype)
 
 
+def dequantize_output(y, detail):
+    """An output as float32: a quantized one (integer with a scale) as (q - zero point) * scale, the tensor's own
+    parameters; others (float, or an int32 category mask, which has no scale) as they are."""
+    scale, zero_point = detail["quantization"]
+    if np.dtype(detail["dtype"]).kind in "iu" and scale:
+        return (np.asarray(y).astype(np.float32) - zero_point) * scale
+    return np.asarray(y, np.float32)
+
+
 _TASK_NOUNS = {"classification": "classifier", "segmentation": "segmentation model", "detection": "detector"}
 
 
@@ -60,11 +69,7 @@ class TFLiteClassifier:
         x = np.asarray(image, np.float32)[np.newaxis] * (self.facts["input_max"] / 255.0)
         self.interpreter.set_tensor(self.input["index"], quantize_input(x, self.input))
         self.interpreter.invoke()
-        y = self.interpreter.get_tensor(self.output["index"])[0]
-        scale, zero_point = self.output["quantization"]
-        if np.dtype(self.output["dtype"]).kind in "iu" and scale:  # quantized; an int32 category mask is not
-            y = (y.astype(np.float32) - zero_point) * scale
-        return y.astype(np.float32)
+        return dequantize_output(self.interpreter.get_tensor(self.output["index"])[0], self.output)
 
     def scores_batch(self, images):
         """Outputs ``[B, classes]`` for images ``[B, H, W, 3]`` (the file takes one at a time)."""
@@ -418,14 +423,7 @@ class TFLiteDetector:
         x = x[np.newaxis] * (self.facts["input_max"] / 255.0)
         outputs = self.runner(**{self.input_name: quantize_input(x, self.input_detail)})
         details = self.runner.get_output_details()
-        result = {}
-        for name, value in outputs.items():
-            value, detail = value[0], details[name]
-            if np.dtype(detail["dtype"]).kind in "iu":
-                scale, zero_point = detail["quantization"]
-                value = (value.astype(np.float32) - zero_point) * scale
-            result[name] = np.asarray(value, np.float32)
-        return result
+        return {name: dequantize_output(value[0], details[name]) for name, value in outputs.items()}
 
     def raw_outputs(self, image):
         """``(box_regressions [A, 4], class_logits [A, classes + 1])`` of a file with the raw outputs."""
