@@ -258,13 +258,15 @@ def is_quantization_aware(model):
 
 
 def calibration_images(data_dir, facts, size, steps=200):
-    """Up to ``steps`` images of a folder, spread evenly over it, prepared as the model's evaluation prepares them.
+    """Up to ``steps`` images of a folder, spread evenly over it, prepared as the model's file is fed: a
+    classifier's as its evaluation does (cover and centre crop), a segmenter's and a detector's resized whole
+    to the input size, as the readers of their files do (``runtime.TFLiteSegmenter``, ``TFLiteDetector``).
 
     ``facts``: the model's ``PreprocessingConfig``; ``size``: (height, width) of its input.
     """
     import tensorflow as tf
 
-    from keras_mobilevitv2.data import DataError, center_crop, decode_file, scan_image_folder
+    from keras_mobilevitv2.data import DataError, center_crop, decode_file, resize_image, scan_image_folder
 
     data_dir = os.fspath(data_dir)
     try:
@@ -275,8 +277,11 @@ def calibration_images(data_dir, facts, size, steps=200):
     if steps < len(folder):  # spread over the folder, so over every class, not its first classes
         folder = folder.subset(np.unique(np.linspace(0, len(folder) - 1, steps).round().astype(int)))
     for path, native in zip(folder.paths, folder.native):
-        image = center_crop(decode_file(tf.constant(path), tf.constant(native)), size, facts.crop_fraction,
-                            facts.interpolation)
+        image = decode_file(tf.constant(path), tf.constant(native))
+        if facts.task == "classification":
+            image = center_crop(image, size, facts.crop_fraction, facts.interpolation)
+        else:
+            image = resize_image(image, list(size), facts.interpolation)
         yield [image.numpy()[np.newaxis].astype(np.float32) * scale]
 
 

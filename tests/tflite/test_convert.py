@@ -110,6 +110,36 @@ def test_every_precision_keeps_the_digits_model(digits_model, tmp_path):
     assert set(left) <= {"ADD", "RSQRT", "SOFTMAX", "QUANTIZE"}, reports["int8"].xnnpack
 
 
+def test_int8_one_group_norm_keeps_its_statistics_under_xnnpack():
+    # Activations with an offset, so that the squared deviations and their mean are quantized differently:
+    # over 32 x 32 x 64 values (not over 16 x 16 x 32) XNNPACK's int8 MEAN over positions and channels at once
+    # got their mean 2.2 times too large (a mean error of 0.32 on unit-variance outputs, TFLite's own kernel
+    # 0.026); as a mean over positions, then over channels, it is right.
+    import keras
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    from keras_mobilevitv2.layers import OneGroupNorm
+    from mobilevitv2_tflite.convert import tflite_content
+
+    rng = np.random.default_rng(0)
+    inputs = keras.Input(batch_shape=(1, 32, 32, 64))
+    model = keras.Model(inputs, OneGroupNorm()(inputs))
+    batches = [(rng.normal(0.5, 2.0, (1, 32, 32, 64)) * rng.uniform(0.5, 2.0)).astype(np.float32)
+               for _ in range(40)]
+    content = tflite_content(model, "int8", [[batch] for batch in batches])
+    errors = {}
+    for resolver in (OpResolverType.AUTO, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES):  # XNNPACK, TFLite
+        interpreter = Interpreter(model_content=content, experimental_op_resolver_type=resolver)
+        run = interpreter.get_signature_runner()
+        name = next(iter(run.get_input_details()))
+        errors[resolver.name] = np.mean([np.abs(next(iter(run(**{name: x}).values())) - model(x).numpy()).mean()
+                                         for x in batches[:5]])
+    assert errors["AUTO"] < 0.06 and errors["BUILTIN_WITHOUT_DEFAULT_DELEGATES"] < 0.06, errors
+    assert tf.reduce_max(tf.abs(model(batches[0]) - tf.nn.batch_normalization(
+        batches[0], *tf.nn.moments(tf.constant(batches[0]), [1, 2, 3], keepdims=True), 0.0, 1.0, 1e-5))) < 1e-5
+
+
 def test_xnnpack_report_names_the_ops_left_to_tflite(tmp_path):
     import keras
     import tensorflow as tf
