@@ -1,5 +1,5 @@
 """The main job, end to end on data made here: digits -> training -> TFLite float32 and int8 -> accuracy -> latency;
-and the same for segmentation (digits on photos -> DeepLabv3 -> float32 TFLite -> mIoU -> latency).
+and the same for segmentation (digits on photos -> DeepLabv3 -> mIoU) and detection (SSDLite -> COCO AP).
 
 Everything goes below one folder, and running it again continues where it
 stopped: the digits are written once, an interrupted training run resumes, and
@@ -161,12 +161,11 @@ def plot_overlays(segmenter, data, path, count=4):
 
 
 def segmentation_quickstart(out="mobilevitv2-quickstart-segmentation", epochs=10, image_size=128):
-    """Segmentation end to end below ``out``: digits on photos -> DeepLabv3 on MobileViTv2-0.5 -> float32 TFLite
-    -> mIoU of both on the validation images -> latency -> ``report.md`` with curves and overlays.
+    """Segmentation end to end below ``out``: digits on photos -> DeepLabv3 on MobileViTv2-0.5 -> float32 and
+    int8 TFLite -> mIoU of each on the validation images -> latency -> ``report.md`` with curves and overlays.
 
     Running it again continues where it stopped, as ``quickstart`` does.
     """
-    from mobilevitv2_tflite.benchmark import benchmark_interleaved
     from mobilevitv2_tflite.runtime import TFLiteSegmenter
 
     from .data import make_segmentation_sample_data, scan_segmentation_data
@@ -182,7 +181,7 @@ def segmentation_quickstart(out="mobilevitv2-quickstart-segmentation", epochs=10
     else:
         _step(1, f"the images and masks are in {data_dir}")
 
-    model_path, tflite_path = _train_and_convert_fp32(
+    model_path, tflite_paths = _train_and_convert(
         out, data_dir, run_dir, "val_miou", "mIoU", ".2%", model="deeplabv3_mobilevitv2_050",
         image_size=size, epochs=epochs, batch_size=8)  # the small-data recipe
 
@@ -191,36 +190,39 @@ def segmentation_quickstart(out="mobilevitv2-quickstart-segmentation", epochs=10
     keras_segmenter = KerasSegmenter.load(model_path)
     background_only = evaluate_segmentation(_BackgroundOnly(), val, progress=False)["miou"]
     rows = []
-    for variant, segmenter, path in (("Keras", keras_segmenter, model_path),
-                                     ("float32 TFLite", TFLiteSegmenter(tflite_path), tflite_path)):
+    for variant, segmenter, path in [("Keras", keras_segmenter, model_path)] + [
+            (f"{variant} TFLite", TFLiteSegmenter(path), path) for variant, path in tflite_paths.items()]:
         scores = evaluate_segmentation(segmenter, val, progress=False)
         rows.append(dict(variant=variant, path=path, megabytes=os.path.getsize(path) / 1e6, **scores))
         print(f"{variant}: mIoU {scores['miou']:.2%}, pixel accuracy {scores['pixel_accuracy']:.2%}", flush=True)
     print(f"(a model that says background everywhere: mIoU {background_only:.2%})", flush=True)
 
-    _step(5, "benchmarking the TFLite file on this CPU: LiteRT, XNNPACK, 1 thread")
-    timed = benchmark_interleaved({"float32": (tflite_path, 1)}, rounds=10, runs=5)["float32"]
+    latency = _time_files(rows, out)
     plot_overlays(keras_segmenter, val, os.path.join(out, "overlays.png"))
 
     table = "\n".join(
-        ["| model | file | MB | mIoU | pixel accuracy | " + " | ".join(f"IoU {n}" for n in val.class_names) + " |",
-         "| --- | --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in val.class_names) + " |"]
+        ["| model | file | MB | mIoU | pixel accuracy | " + " | ".join(f"IoU {n}" for n in val.class_names)
+         + " | median ms |",
+         "| --- | --- | ---: | ---: | ---: | " + " | ".join("---:" for _ in val.class_names) + " | ---: |"]
         + [f"| {r['variant']} | {os.path.basename(r['path'])} | {r['megabytes']:.2f} | {r['miou']:.2%} | "
            f"{r['pixel_accuracy']:.2%} | " + " | ".join("-" if v is None else f"{v:.2%}"
-                                                        for v in r["per_class_iou"].values()) + " |"
-           for r in rows])
-    latency = f"float32 TFLite at {size[0]}x{size[1]}: median {timed.median_ms:.2f} ms (p95 {timed.p95_ms:.2f} ms)"
+                                                        for v in r["per_class_iou"].values())
+           + f" | {_latency_cell(r)} |" for r in rows])
+    change = (rows[2]["miou"] - rows[1]["miou"]) * 100
     report = "\n".join([
         "# DeepLabv3 on MobileViTv2-0.5: segmentation from training to TFLite", "",
         f"`deeplabv3_mobilevitv2_050` trained from scratch {epochs} epochs on "
         f"{size[0]}x{size[1]} crops of scikit-learn's digits pasted on scikit-image's photos "
-        f"({len(val)} validation images; classes {', '.join(val.class_names)}), evaluated with cvnets' protocol "
-        f"and converted to float32 TFLite.", "", table, "",
-        f"A model that says background everywhere scores mIoU {background_only:.2%}.", "", latency, "",
-        "![training curves](run/training_curves.png)", "", "![validation images](overlays.png)", ""])
+        f"({len(val)} validation images; classes {', '.join(val.class_names)}), evaluated with cvnets' protocol, "
+        f"converted to float32 and full int8 TFLite and timed with LiteRT (XNNPACK, 1 thread, at "
+        f"{size[0]}x{size[1]}).", "", table, "",
+        f"int8 against float32: mIoU {change:+.2f} points. "
+        f"A model that says background everywhere scores mIoU {background_only:.2%}.", "", *latency, "",
+        "![training curves](run/training_curves.png)", "", "![latency](latency.png)", "",
+        "![validation images](overlays.png)", ""])
     write_text(os.path.join(out, "report.md"), report)
     print("\n" + table, flush=True)
-    print(f"\n{latency}. Report: {out}/report.md", flush=True)
+    print(f"\n{latency[-1]} int8 against float32: mIoU {change:+.2f} points. Report: {out}/report.md", flush=True)
     return rows
 
 
@@ -266,9 +268,11 @@ def plot_detections(detector, source, path, count=4, score_threshold=0.3):
     save_figure(figure, path)
 
 
-def _train_and_convert_fp32(out, data_dir, run_dir, metric, label, spec, **settings):
+def _train_and_convert(out, data_dir, run_dir, metric, label, spec, **settings):
     """Steps 2 and 3 of the dense quickstarts: train (or resume, or find done) the run, print its validation
-    ``metric``, convert ``model.keras`` to ``out/model_fp32.tflite`` unless that is newer. Returns both paths."""
+    ``metric``, convert ``model.keras`` to ``out/model_fp32.tflite`` and ``out/model_int8.tflite`` (full
+    integer, float input and output, calibrated on the training images through the task's eval transform),
+    each unless it is newer than the model. Returns the model's path and ``{"float32": path, "int8": path}``."""
     from mobilevitv2_tflite.convert import convert
 
     from .training import train
@@ -283,20 +287,42 @@ def _train_and_convert_fp32(out, data_dir, run_dir, metric, label, spec, **setti
           f"curves in {run_dir}/training_curves.png", flush=True)
     model_path = os.path.join(run_dir, "model.keras")
 
-    _step(3, "converting to a float32 TFLite file")
-    tflite_path = os.path.join(out, "model_fp32.tflite")
-    if _is_fresh(tflite_path, model_path):
-        print(f"{tflite_path}: up to date", flush=True)
-    else:
-        print(convert(model_path, tflite_path, overwrite=True).summary(), flush=True)
-    return model_path, tflite_path
+    _step(3, "converting to TFLite: float32, and full int8 calibrated on the training images")
+    files = {"float32": (os.path.join(out, "model_fp32.tflite"), "fp32"),
+             "int8": (os.path.join(out, "model_int8.tflite"), "int8")}
+    for path, precision in files.values():
+        if _is_fresh(path, model_path):
+            print(f"{path}: up to date", flush=True)
+        else:
+            print(convert(model_path, path, precision=precision, overwrite=True, calibration_steps=200,
+                          calibration_data=os.path.join(data_dir, "train", "images")).summary(), flush=True)
+    return model_path, {variant: path for variant, (path, _) in files.items()}
+
+
+def _time_files(rows, out):
+    """Step 5 of the dense quickstarts: the rows' TFLite files timed in turns (LiteRT, XNNPACK, 1 thread),
+    their figures added to the rows, ``out/latency.png`` drawn; returns the latency lines of the report."""
+    from mobilevitv2_tflite.benchmark import benchmark_interleaved
+
+    _step(5, "benchmarking the TFLite files on this CPU: LiteRT, XNNPACK, 1 thread, taking turns")
+    files = [row for row in rows if row["path"].endswith(".tflite")]
+    timed = benchmark_interleaved({row["variant"]: (row["path"], 1) for row in files}, rounds=10, runs=5)
+    for row in files:
+        result = timed[row["variant"]]
+        row.update(median_ms=result.median_ms, p5_ms=result.p5_ms, p95_ms=result.p95_ms)
+    plot_latency(files, os.path.join(out, "latency.png"))
+    lines = [f"{row['variant']}: median {row['median_ms']:.2f} ms (p95 {row['p95_ms']:.2f} ms)" for row in files]
+    return lines + [f"int8 runs {files[0]['median_ms'] / files[1]['median_ms']:.2f}x as fast as float32."]
+
+
+def _latency_cell(row):
+    return f"{row['median_ms']:.2f}" if "median_ms" in row else "-"
 
 
 def detection_quickstart(out="mobilevitv2-quickstart-detection", epochs=8, image_size=128):
     """Detection end to end below ``out``: digits on photos (COCO JSON) -> SSDLite on MobileViTv2-0.5 ->
-    float32 TFLite -> COCO AP of both on the validation images -> latency -> ``report.md`` with curves and
-    detections. Running it again continues where it stopped."""
-    from mobilevitv2_tflite.benchmark import benchmark_interleaved
+    float32 and int8 TFLite -> COCO AP of each on the validation images -> latency -> ``report.md`` with
+    curves and detections. Running it again continues where it stopped."""
     from mobilevitv2_tflite.runtime import TFLiteDetector
 
     from .data.sample_detection import make_detection_sample_data
@@ -313,7 +339,7 @@ def detection_quickstart(out="mobilevitv2-quickstart-detection", epochs=8, image
     else:
         _step(1, f"the images and boxes are in {data_dir}")
 
-    model_path, tflite_path = _train_and_convert_fp32(
+    model_path, tflite_paths = _train_and_convert(
         out, data_dir, run_dir, "val_map", "AP", ".3f", model="ssdlite_mobilevitv2_050",
         image_size=size, epochs=epochs, batch_size=16)  # the small-data recipe
 
@@ -321,32 +347,33 @@ def detection_quickstart(out="mobilevitv2-quickstart-detection", epochs=8, image
     val = load_detection_data(data_dir, split="val", progress=False)
     keras_detector = KerasDetector.load(model_path)
     rows = []
-    for variant, detector, path in (("Keras", keras_detector, model_path),
-                                    ("float32 TFLite", TFLiteDetector(tflite_path), tflite_path)):
+    for variant, detector, path in [("Keras", keras_detector, model_path)] + [
+            (f"{variant} TFLite", TFLiteDetector(path), path) for variant, path in tflite_paths.items()]:
         scores = evaluate_detection(detector, val, progress=False)
         rows.append(dict(variant=variant, path=path, megabytes=os.path.getsize(path) / 1e6, **scores))
         print(f"{variant}: AP {scores['AP']:.3f}, AP50 {scores['AP50']:.3f}", flush=True)
 
-    _step(5, "benchmarking the TFLite file on this CPU: LiteRT, XNNPACK, 1 thread")
-    timed = benchmark_interleaved({"float32": (tflite_path, 1)}, rounds=10, runs=5)["float32"]
+    latency = _time_files(rows, out)
     plot_detections(keras_detector, val, os.path.join(out, "detections.png"))
 
     table = "\n".join(
-        ["| model | file | MB | AP | AP50 | AP75 | AP small | AP medium | AP large |",
-         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        ["| model | file | MB | AP | AP50 | AP75 | AP small | AP medium | AP large | median ms |",
+         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         + [f"| {r['variant']} | {os.path.basename(r['path'])} | {r['megabytes']:.2f} | " + " | ".join(
             "-" if r[k] < 0 else f"{r[k]:.3f}" for k in ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large"))
-           + " |" for r in rows])
-    latency = (f"float32 TFLite at {size[0]}x{size[1]} (the post-processing inside, TFLite_Detection_PostProcess): "
-               f"median {timed.median_ms:.2f} ms (p95 {timed.p95_ms:.2f} ms)")
+           + f" | {_latency_cell(r)} |" for r in rows])
+    change = (rows[2]["AP"] - rows[1]["AP"]) * 100
     report = "\n".join([
         "# SSDLite on MobileViTv2-0.5: detection from training to TFLite", "",
         f"`ssdlite_mobilevitv2_050` trained from scratch {epochs} epochs at {size[0]}x{size[1]} on scikit-learn's "
         f"digits pasted on scikit-image's photos ({len(val)} validation images; classes "
-        f"{', '.join(val.class_names[1:])}), evaluated with pycocotools as cvnets does, converted to float32 TFLite.",
-        "", table, "", latency, "", "![training curves](run/training_curves.png)", "",
+        f"{', '.join(val.class_names[1:])}), evaluated with pycocotools as cvnets does, converted to float32 and "
+        f"full int8 TFLite with the post-processing inside (TFLite_Detection_PostProcess) and timed with LiteRT "
+        f"(XNNPACK, 1 thread, at {size[0]}x{size[1]}).",
+        "", table, "", f"int8 against float32: AP {change:+.2f} points.", "", *latency, "",
+        "![training curves](run/training_curves.png)", "", "![latency](latency.png)", "",
         "![validation images: ground truth dashed, detections with scores](detections.png)", ""])
     write_text(os.path.join(out, "report.md"), report)
     print("\n" + table, flush=True)
-    print(f"\n{latency}. Report: {out}/report.md", flush=True)
+    print(f"\n{latency[-1]} int8 against float32: AP {change:+.2f} points. Report: {out}/report.md", flush=True)
     return rows

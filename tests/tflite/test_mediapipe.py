@@ -52,6 +52,18 @@ def run_task(python, task, model, images):
 
 
 @pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """A folder of real photos (scikit-image's), to calibrate int8 files on."""
+    import skimage
+
+    folder = tmp_path_factory.mktemp("calibration")
+    for name in ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "camera.png"):
+        Image.open(os.path.join(os.path.dirname(skimage.__file__), "data", name)).convert("RGB").save(
+            folder / f"{name.split('.')[0]}.png")
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
 def photo(tmp_path_factory):
     """A real photo (scikit-image's chelsea), 300 x 451."""
     import skimage
@@ -98,7 +110,7 @@ def test_image_classifier_reads_float32_and_int8_files(mediapipe_python, digits_
         assert max(abs(shown[name] - probability) for name, probability in top) <= tolerance
 
 
-def test_image_segmenter_reads_segmentation_files(mediapipe_python, photo, tmp_path):
+def test_image_segmenter_reads_segmentation_files(mediapipe_python, photo, photos, tmp_path):
     from keras_mobilevitv2.evaluation import predict_mask
     from mobilevitv2_tflite.runtime import TFLiteSegmenter
 
@@ -108,20 +120,23 @@ def test_image_segmenter_reads_segmentation_files(mediapipe_python, photo, tmp_p
     exact = tmp_path / "exact.png"
     Image.open(photo).resize((128, 128), Image.BICUBIC).save(exact)
     image = np.asarray(Image.open(exact).convert("RGB"))
-    # Logits at the input size (the default) and at the head's resolution, which MediaPipe resizes itself.
-    for outputs in ("logits", "head-logits"):
-        path = convert(str(tmp_path / "seg.keras"), str(tmp_path / f"{outputs}.tflite"), outputs=outputs).path
+    # Logits at the input size and at the head's resolution (the default), which MediaPipe resizes itself; the
+    # int8 file's are dequantized in the file (float input and output).
+    for outputs, precision in (("logits", "fp32"), ("head-logits", "fp32"), ("head-logits", "int8")):
+        path = convert(str(tmp_path / "seg.keras"), str(tmp_path / f"{outputs}_{precision}.tflite"), outputs=outputs,
+                       precision=precision, calibration_data=photos if precision == "int8" else None).path
         metadata = read_standard_metadata_of(path)
         assert metadata.name == b"ImageSegmenter" and metadata.minParserVersion == b"1.5.0"
         result, = run_task(mediapipe_python, "segment", path, [exact])
         assert result["labels"] == ["background", "cat", "dog", "bird"]
         expected = predict_mask(TFLiteSegmenter(path), image)
-        assert np.mean(np.array(result["category_mask"]) == expected) >= 0.99, outputs
+        assert np.mean(np.array(result["category_mask"]) == expected) >= 0.99, (outputs, precision)
         low, high = result["confidence_sum"]
         assert 0.99 <= low <= high <= 1.01  # the metadata's softmax turns the logits into confidences
 
 
-def test_object_detector_reads_detection_files(mediapipe_python, photo, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_object_detector_reads_detection_files(mediapipe_python, photo, photos, precision, tmp_path):
     from conftest import OFFICIAL_REFERENCE
     from keras_mobilevitv2.cli import main as cli_main
     from keras_mobilevitv2.evaluation import detect
@@ -131,7 +146,8 @@ def test_object_detector_reads_detection_files(mediapipe_python, photo, tmp_path
     keras_path, path = str(tmp_path / "ssdlite.keras"), str(tmp_path / "ssdlite.tflite")
     assert cli_main(["import-weights", os.path.join(OFFICIAL_REFERENCE, "cvnets_ssdlite_mobilevitv2_050.pt"),
                      "--model", "ssdlite_mobilevitv2_050", "--out", keras_path]) == 0
-    assert cli_main(["convert", keras_path, "--out", path, "--score-threshold", "0.3"]) == 0
+    assert cli_main(["convert", keras_path, "--out", path, "--score-threshold", "0.3", "--precision", precision]
+                    + (["--calibration-data", photos] if precision == "int8" else [])) == 0
     detector = TFLiteDetector(path)
     # A photo at the input size: the same pixels in both. (For other sizes MediaPipe letterboxes, keeping the
     # aspect ratio; the kit resizes to the input size, as cvnets evaluates.)
@@ -139,12 +155,22 @@ def test_object_detector_reads_detection_files(mediapipe_python, photo, tmp_path
     Image.open(photo).resize(detector.input_size[::-1], Image.BICUBIC).save(exact)
     ours = detect(detector, np.asarray(Image.open(exact).convert("RGB")), score_threshold=0.3)
     theirs, = run_task(mediapipe_python, "detect", path, [exact])
-    assert len(theirs) == len(ours["labels"]) >= 5
-    assert [d["name"] for d in theirs] == [detector.class_names[k - 1] for k in ours["labels"]]
-    assert np.abs(np.array([d["score"] for d in theirs]) - ours["scores"]).max() <= 1e-5
     # MediaPipe's boxes are whole pixels, origin and size each rounded down (so the far corner by up to 2);
     # it clips boxes that cross the border its own way.
     height, width = detector.input_size
     inside = np.all((ours["boxes"] > 1) & (ours["boxes"] < [width - 1, height - 1] * 2), axis=1)
-    assert inside.mean() >= 0.5
-    assert np.abs(np.array([d["box"] for d in theirs])[inside] - ours["boxes"][inside]).max() <= 2.0
+    assert inside.mean() >= 0.5 and len(ours["labels"]) >= 5
+    if precision == "fp32":  # the same detections in the same order
+        assert [d["name"] for d in theirs] == [detector.class_names[k - 1] for k in ours["labels"]]
+        assert np.abs(np.array([d["score"] for d in theirs]) - ours["scores"]).max() <= 1e-5
+        assert np.abs(np.array([d["box"] for d in theirs])[inside] - ours["boxes"][inside]).max() <= 2.0
+    else:  # scores in steps of 1/256 tie, and ties come in either order: matched as sets
+        unmatched = list(range(len(theirs)))
+        for label, score, box, whole in zip(ours["labels"], ours["scores"], ours["boxes"], inside):
+            same = [i for i in unmatched if theirs[i]["name"] == detector.class_names[label - 1]
+                    and abs(theirs[i]["score"] - score) <= 1e-5
+                    and (not whole or np.abs(np.array(theirs[i]["box"]) - box).max() <= 2.0)]
+            if same:
+                unmatched.remove(same[0])
+        # (MediaPipe 1.2 left out 4 of 189 int8 detections, all of them kept by the file's own op.)
+        assert not unmatched and len(theirs) >= 0.95 * len(ours["labels"]), (len(theirs), len(ours["labels"]))
