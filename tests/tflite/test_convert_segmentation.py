@@ -1,5 +1,6 @@
 """Segmentation models through `mobilevitv2 convert`: the official outputs survive, builtin ops only."""
 
+import json
 import os
 
 import numpy as np
@@ -57,3 +58,8 @@ def test_the_three_outputs_of_a_segmentation_file(tmp_path):
     np.testing.assert_array_equal(mask.category_mask(image), np.argmax(logits, axis=-1))
     photo = np.asarray(Image.fromarray(image.astype(np.uint8)).resize((200, 150)))
     assert np.mean(predict_mask(mask, photo) == predict_mask(TFLiteSegmenter(files["logits"]), photo)) >= 0.95
+    # `mobilevitv2 benchmark` times segmentation files as classification ones.
+    assert cli_main(["benchmark", files["head-logits"], files["mask"], "--runs", "3", "--warmup", "1",
+                     "--json", str(tmp_path / "timed.json")]) == 0
+    timed = json.load(open(tmp_path / "timed.json"))
+    assert [r["status"] for r in timed] == ["ok", "ok"] and all(r["median_ms"] > 0 for r in timed)

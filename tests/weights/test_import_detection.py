@@ -91,3 +91,6 @@ def test_official_detector_survives_conversion_with_its_post_processing_inside(i
                     reference["det_hi_labels"], reference["det_hi_scores"])
     with pytest.raises(ValueError, match="final detections"):
         TFLiteDetector(path).raw_outputs(reference["x"][0] * 255.0)
+    # `mobilevitv2 benchmark` times it, its post-processing op included.
+    assert cli_main(["benchmark", path, "--runs", "3", "--warmup", "1"]) == 0
+    assert "| ssdlite.tflite | host | 1 | xnnpack |" in capsys.readouterr().out
