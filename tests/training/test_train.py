@@ -265,8 +265,10 @@ def test_two_workers_train_as_one_process(tmp_path, small_digits):
     assert len(distributed) == len(single) == 10
     # The first step: the same global batch, weights and synchronised BatchNorm give the same loss; the
     # second: the first update (gradients summed over the workers, clipped and scaled as on one device)
-    # leaves the same weights. Wrong sharding or a doubled or halved update would show here.
-    np.testing.assert_allclose(distributed[:2], single[:2], rtol=1e-6)
+    # leaves the same weights, but for the rounding of gradients summed over two workers (1.0e-6 of the second
+    # loss measured here). Wrong sharding or a doubled or halved update would show here.
+    np.testing.assert_allclose(distributed[:1], single[:1], rtol=1e-6)
+    np.testing.assert_allclose(distributed[:2], single[:2], rtol=1e-5)
     # Then the two halves of a batch summed apart round differently; Adam's first steps (nearly sign(g))
     # turn those roundings into differences that grow: 0.8% after 10 steps (a running mean) measured here.
     np.testing.assert_allclose(distributed, single, rtol=2e-2)
