@@ -61,8 +61,6 @@ def quickstart(out="mobilevitv2-quickstart", epochs=8, image_size=64):
     and ``model_int8.tflite`` (full integer, uint8 in and out), ``latency.png``
     and ``report.md`` (the table, the training curves and the latency plot).
     """
-    from mobilevitv2_tflite.benchmark import benchmark_interleaved
-    from mobilevitv2_tflite.convert import convert
     from mobilevitv2_tflite.runtime import evaluate_models
 
     from .data import make_sample_data, scan_image_folder, split_folder
@@ -89,44 +87,30 @@ def quickstart(out="mobilevitv2-quickstart", epochs=8, image_size=64):
     model_path = os.path.join(run_dir, "model.keras")
 
     _step(3, "converting to TFLite: float32, and full int8 calibrated on the digits")
-    variants = {"float32": (os.path.join(out, "model_fp32.tflite"), "fp32"),
-                "int8": (os.path.join(out, "model_int8.tflite"), "int8")}
-    for variant, (path, precision) in variants.items():
-        if _is_fresh(path, model_path):
-            print(f"{path}: up to date", flush=True)
-            continue
-        report = convert(model_path, path, precision=precision, calibration_data=data_dir, calibration_steps=200,
-                         io_type="uint8" if precision == "int8" else "float32", overwrite=True)
-        print(report.summary(), flush=True)
+    variants = _convert_fresh(model_path, out, data_dir, io_type="uint8")
 
     # the run's own validation images (its 20% split), which it never trained on
     _, held_out = split_folder(scan_image_folder(data_dir, progress=False), 0.2, TrainConfig().seed)
     _step(4, f"evaluating both on the {len(held_out)} held-out digits against the Keras model")
     rows = []
-    paths = [path for path, _ in variants.values()]
+    paths = list(variants.values())
     for variant, path, scores in zip(variants, paths, evaluate_models(paths, held_out, reference=model_path)):
         rows.append(dict(variant=variant, path=path, megabytes=os.path.getsize(path) / 1e6, **{
             k: scores[k] for k in ("top1", "top5", "top1_agreement", "max_probability_difference")}))
 
-    _step(5, "benchmarking both on this CPU: LiteRT, XNNPACK, 1 thread, taking turns")
-    timed = benchmark_interleaved({row["variant"]: (row["path"], 1) for row in rows}, rounds=20, runs=10)
-    for row in rows:
-        r = timed[row["variant"]]
-        row.update(median_ms=r.median_ms, p5_ms=r.p5_ms, p95_ms=r.p95_ms)
-    plot_latency(rows, os.path.join(out, "latency.png"))
+    speedup = _time_files(rows, out, rounds=20, runs=10)[-1]
 
     table = summary_table(rows)
-    speedup = rows[0]["median_ms"] / rows[1]["median_ms"]
     report = "\n".join([
         "# MobileViTv2-0.5 on the digits: from training to TFLite", "",
         f"`mobilevitv2_050` trained {epochs} epochs at {size[0]}x{size[1]} on scikit-learn's digits "
         f"(validation top-1 {validation:.2%}), converted to float32 and full int8, "
         f"evaluated on the {len(held_out)} held-out digits and timed with LiteRT (XNNPACK, 1 thread).", "",
-        table, "", f"int8 runs {speedup:.2f}x as fast as float32.", "",
+        table, "", speedup, "",
         "![training curves](run/training_curves.png)", "", "![latency](latency.png)", ""])
     write_text(os.path.join(out, "report.md"), report)
     print("\n" + table, flush=True)
-    print(f"\nint8 runs {speedup:.2f}x as fast as float32. Report: {out}/report.md", flush=True)
+    print(f"\n{speedup} Report: {out}/report.md", flush=True)
     return rows
 
 
@@ -271,10 +255,8 @@ def plot_detections(detector, source, path, count=4, score_threshold=0.3):
 def _train_and_convert(out, data_dir, run_dir, metric, label, spec, **settings):
     """Steps 2 and 3 of the dense quickstarts: train (or resume, or find done) the run, print its validation
     ``metric``, convert ``model.keras`` to ``out/model_fp32.tflite`` and ``out/model_int8.tflite`` (full
-    integer, float input and output, calibrated on the training images through the task's eval transform),
-    each unless it is newer than the model. Returns the model's path and ``{"float32": path, "int8": path}``."""
-    from mobilevitv2_tflite.convert import convert
-
+    integer, float input and output, calibrated on the training images), each unless it is newer than the
+    model. Returns the model's path and ``{"float32": path, "int8": path}``."""
     from .training import train
     from .training.callbacks import STATE_FILE
 
@@ -288,25 +270,36 @@ def _train_and_convert(out, data_dir, run_dir, metric, label, spec, **settings):
     model_path = os.path.join(run_dir, "model.keras")
 
     _step(3, "converting to TFLite: float32, and full int8 calibrated on the training images")
+    return model_path, _convert_fresh(model_path, out, os.path.join(data_dir, "train", "images"))
+
+
+def _convert_fresh(model_path, out, calibration_data, io_type="float32"):
+    """``model_path`` converted to ``out/model_fp32.tflite`` and to ``out/model_int8.tflite`` (full integer,
+    calibrated on 200 images of ``calibration_data``, ``io_type`` input and output), each unless it is newer
+    than the model: ``{"float32": path, "int8": path}``."""
+    from mobilevitv2_tflite.convert import convert
+
     files = {"float32": (os.path.join(out, "model_fp32.tflite"), "fp32"),
              "int8": (os.path.join(out, "model_int8.tflite"), "int8")}
     for path, precision in files.values():
         if _is_fresh(path, model_path):
             print(f"{path}: up to date", flush=True)
         else:
-            print(convert(model_path, path, precision=precision, overwrite=True, calibration_steps=200,
-                          calibration_data=os.path.join(data_dir, "train", "images")).summary(), flush=True)
-    return model_path, {variant: path for variant, (path, _) in files.items()}
+            print(convert(model_path, path, precision=precision, calibration_data=calibration_data,
+                          calibration_steps=200, io_type=io_type if precision == "int8" else "float32",
+                          overwrite=True).summary(), flush=True)
+    return {variant: path for variant, (path, _) in files.items()}
 
 
-def _time_files(rows, out):
-    """Step 5 of the dense quickstarts: the rows' TFLite files timed in turns (LiteRT, XNNPACK, 1 thread),
-    their figures added to the rows, ``out/latency.png`` drawn; returns the latency lines of the report."""
+def _time_files(rows, out, rounds=10, runs=5):
+    """Step 5 of the quickstarts: the rows' TFLite files (float32, then int8) timed in turns (LiteRT, XNNPACK,
+    1 thread), their figures added to the rows, ``out/latency.png`` drawn; returns the latency lines of the
+    report, the int8 speed-up last."""
     from mobilevitv2_tflite.benchmark import benchmark_interleaved
 
-    _step(5, "benchmarking the TFLite files on this CPU: LiteRT, XNNPACK, 1 thread, taking turns")
+    _step(5, "benchmarking both on this CPU: LiteRT, XNNPACK, 1 thread, taking turns")
     files = [row for row in rows if row["path"].endswith(".tflite")]
-    timed = benchmark_interleaved({row["variant"]: (row["path"], 1) for row in files}, rounds=10, runs=5)
+    timed = benchmark_interleaved({row["variant"]: (row["path"], 1) for row in files}, rounds=rounds, runs=runs)
     for row in files:
         result = timed[row["variant"]]
         row.update(median_ms=result.median_ms, p5_ms=result.p5_ms, p95_ms=result.p95_ms)
