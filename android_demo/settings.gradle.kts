@@ -14,4 +14,4 @@ dependencyResolutionManagement {
 }
 
 rootProject.name = "MobileViTv2Demo"
-include(":app", ":classifier-core")
+include(":app", ":vision-core")

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Compiles the app's JVM module (classifier-core: metadata, preprocessing, postprocessing, latency) and
+# Compiles the app's JVM module (vision-core: metadata, preprocessing, postprocessing, latency) and
 # runs its JUnit tests, golden tests against this package's Python pipeline included. Needs no Android
 # SDK or Gradle: a JDK and Debian's junit4, installed here when missing (as root).
 #   bash android_demo/test-jvm.sh            (PYTHON=... picks the Python with keras_mobilevitv2)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-module="$here/classifier-core"
+module="$here/vision-core"
 python="${PYTHON:-python3}"
 build="$(mktemp -d)"
 trap 'rm -rf "$build"' EXIT

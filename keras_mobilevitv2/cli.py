@@ -304,7 +304,8 @@ def cmd_export_android(args):
 
     destination, facts = export_android(args.model, args.app, overwrite=args.overwrite)
     names = facts.get("class_names") or []
-    print(f"wrote {destination}: {facts.get('architecture')}, {facts.get('precision')}, input "
+    print(f"wrote {destination}: {facts.get('task', 'classification')}, {facts.get('architecture')}, "
+          f"{facts.get('precision')}, input "
           f"{facts['input_size'][0]}x{facts['input_size'][1]}, {len(names)} class names; build the app with "
           f"`./gradlew installDebug` in {args.app}")
 

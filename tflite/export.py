@@ -11,10 +11,11 @@ APP_MODEL = os.path.join("app", "src", "main", "assets", "model.tflite")
 
 
 def export_android(model, app="android_demo", overwrite=False):
-    """Copies ``model`` (a ``.tflite`` from ``convert``) to the app's assets as ``model.tflite``.
+    """Copies ``model`` (a ``.tflite`` from ``convert``, of any task) to the app's assets as ``model.tflite``.
 
-    The app reads everything else (input size, preprocessing, labels,
-    quantization) from the file, so only files that carry the facts are taken.
+    The app reads everything else (task, input size, preprocessing, labels,
+    what the file outputs, quantization) from the file, so only files that
+    carry the facts are taken, and detectors only with their post-processing inside.
     A different model already in the app is replaced only with ``overwrite``.
     Returns the destination path.
     """
@@ -30,6 +31,9 @@ def export_android(model, app="android_demo", overwrite=False):
     if facts is None:
         raise ValueError(f"{model}: no keras_mobilevitv2 metadata; convert it with `mobilevitv2 convert` so that "
                          f"the app can read its input size, preprocessing and labels")
+    if facts.get("task") == "detection" and facts.get("outputs") != "detections":
+        raise ValueError(f"{model}: a detector with its raw outputs; the app draws final detections: convert it "
+                         f"with `--outputs detections` (the default), which puts the post-processing in the file")
     destination = os.path.join(app, APP_MODEL)
     os.makedirs(os.path.dirname(destination), exist_ok=True)
     if os.path.exists(destination):

@@ -34,7 +34,7 @@ android {
 }
 
 dependencies {
-    implementation(project(":classifier-core"))
+    implementation(project(":vision-core"))
 
     // LiteRT (TensorFlow Lite's runtime under its new name): the Interpreter API, GPU and NNAPI delegates.
     implementation("com.google.ai.edge.litert:litert:1.4.0")

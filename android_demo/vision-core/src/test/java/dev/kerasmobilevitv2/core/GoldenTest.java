@@ -5,49 +5,20 @@ import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
 
-import java.awt.image.BufferedImage;
-import java.io.File;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.Paths;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import javax.imageio.ImageIO;
 import org.junit.Test;
 
 /**
- * The module against the Python pipeline: golden data made by make_golden.py with the package's own
- * evaluation transform, converter, softmax and NumPy statistics (its folder is the golden.dir property).
+ * The classification path against the Python pipeline: golden data made by make_golden.py with the package's
+ * own evaluation transform, converter, softmax and NumPy statistics.
  */
 public class GoldenTest {
-    private static final Path GOLDEN = Paths.get(System.getProperty("golden.dir", "build/golden"));
-
-    private static byte[] bytes(String name) throws IOException {
-        return Files.readAllBytes(GOLDEN.resolve(name));
-    }
-
-    private static ByteBuffer littleEndian(String name) throws IOException {
-        return ByteBuffer.wrap(bytes(name)).order(ByteOrder.LITTLE_ENDIAN);
-    }
-
-    private static float[] floats(String name) throws IOException {
-        ByteBuffer buffer = littleEndian(name);
-        float[] out = new float[buffer.remaining() / 4];
-        buffer.asFloatBuffer().get(out);
-        return out;
-    }
-
-    @SuppressWarnings("unchecked")
-    private static <T> T json(String name) throws IOException {
-        return (T) Json.parse(new String(bytes(name), "UTF-8"));
-    }
-
     private static List<Map<String, Object>> cases() throws IOException {
-        return json("cases.json");
+        return Golden.json("cases.json");
     }
 
     private static ModelFacts facts(Map<String, Object> caseEntry) {
@@ -81,11 +52,8 @@ public class GoldenTest {
     }
 
     private static float[] javaInput(Map<String, Object> caseEntry, ModelFacts facts) throws IOException {
-        BufferedImage image = ImageIO.read(GOLDEN.resolve((String) caseEntry.get("image")).toFile());
-        int width = image.getWidth();
-        int height = image.getHeight();
-        int[] argb = image.getRGB(0, 0, width, height, null, 0, width);
-        return Preprocessor.prepare(argb, width, height, facts);
+        Frame frame = Golden.frame((String) caseEntry.get("image"));
+        return Preprocessor.prepare(frame.argb, frame.width, frame.height, facts);
     }
 
     @Test
@@ -94,7 +62,7 @@ public class GoldenTest {
         assertTrue("golden cases missing", all.size() >= 4);
         for (Map<String, Object> caseEntry : all) {
             ModelFacts facts = facts(caseEntry);
-            float[] expected = floats((String) caseEntry.get("input"));
+            float[] expected = Golden.floats((String) caseEntry.get("input"));
             float[] actual = javaInput(caseEntry, facts);
             assertEquals(caseEntry.get("input") + ": size", expected.length, actual.length);
             float worst = 0.0f;
@@ -124,7 +92,7 @@ public class GoldenTest {
             boolean signed = (Boolean) q.get("signed");
             byte[] actual = Preprocessor.quantize(javaInput(caseEntry, facts(caseEntry)),
                     ((Number) q.get("scale")).floatValue(), ((Number) q.get("zero_point")).intValue(), signed);
-            byte[] expected = bytes((String) caseEntry.get("quantized"));
+            byte[] expected = Golden.bytes((String) caseEntry.get("quantized"));
             assertEquals(expected.length, actual.length);
             for (int i = 0; i < expected.length; i++) {
                 int e = signed ? expected[i] : expected[i] & 0xff;
@@ -140,8 +108,8 @@ public class GoldenTest {
 
     @Test
     public void factsAreReadFromAConvertedModel() throws IOException {
-        ModelFacts facts = TfliteMetadata.readFacts(ByteBuffer.wrap(bytes("model.tflite")));
-        Map<String, Object> expected = json("facts.json");
+        ModelFacts facts = TfliteMetadata.readFacts(ByteBuffer.wrap(Golden.bytes("model.tflite")));
+        Map<String, Object> expected = Golden.json("facts.json");
         List<?> size = (List<?>) expected.get("input_size");
         assertEquals(((Number) size.get(0)).intValue(), facts.inputHeight);
         assertEquals(((Number) size.get(1)).intValue(), facts.inputWidth);
@@ -164,12 +132,12 @@ public class GoldenTest {
     @Test
     public void aModelWithoutFactsOrNotAModelIsRefusedClearly() throws IOException {
         try {
-            TfliteMetadata.readFacts(ByteBuffer.wrap(bytes("no_metadata.tflite")));
+            TfliteMetadata.readFacts(ByteBuffer.wrap(Golden.bytes("no_metadata.tflite")));
             fail("a model without metadata was accepted");
         } catch (IllegalArgumentException e) {
             assertTrue(e.getMessage(), e.getMessage().contains("no keras_mobilevitv2 metadata"));
         }
-        for (byte[] notAModel : new byte[][] {bytes("china.png"), new byte[3]}) {
+        for (byte[] notAModel : new byte[][] {Golden.bytes("china.png"), new byte[3]}) {
             try {
                 TfliteMetadata.readFacts(ByteBuffer.wrap(notAModel));
                 fail("not a model, accepted");
@@ -177,7 +145,7 @@ public class GoldenTest {
                 assertTrue(e.getMessage(), e.getMessage().contains("not a TFLite model"));
             }
         }
-        byte[] truncated = Arrays.copyOf(bytes("model.tflite"), 4096);
+        byte[] truncated = Arrays.copyOf(Golden.bytes("model.tflite"), 4096);
         try {
             TfliteMetadata.readFacts(ByteBuffer.wrap(truncated));
             fail("a truncated model was accepted");
@@ -188,9 +156,9 @@ public class GoldenTest {
 
     @Test
     public void topKEqualsPythons() throws IOException {
-        Map<String, Object> expected = json("outputs.json");
+        Map<String, Object> expected = Golden.json("outputs.json");
         ModelFacts facts = new ModelFacts(1, 1, 1.0f, "bicubic", 255.0f, Arrays.asList(), null, null, "logits");
-        float[] probabilities = Postprocessor.probabilities(floats("logits.f32"), facts);
+        float[] probabilities = Postprocessor.probabilities(Golden.floats("logits.f32"), facts);
         List<Postprocessor.Prediction> top = Postprocessor.topK(probabilities, facts, 5);
         List<?> indices = (List<?>) expected.get("top5");
         List<?> scores = (List<?>) expected.get("top5_probabilities");
@@ -203,8 +171,8 @@ public class GoldenTest {
 
     @Test
     public void quantizedOutputsAreDequantizedAsPythonDoes() throws IOException {
-        Map<String, Object> expected = json("outputs.json");
-        float[] values = Postprocessor.dequantize(bytes("output.u8"),
+        Map<String, Object> expected = Golden.json("outputs.json");
+        float[] values = Postprocessor.dequantize(Golden.bytes("output.u8"),
                 ((Number) expected.get("output_scale")).floatValue(),
                 ((Number) expected.get("output_zero_point")).intValue(), false);
         List<?> dequantized = (List<?>) expected.get("dequantized");
@@ -223,8 +191,8 @@ public class GoldenTest {
 
     @Test
     public void latencyStatisticsEqualNumpys() throws IOException {
-        Map<String, Object> expected = json("outputs.json");
-        ByteBuffer buffer = littleEndian("latency.f64");
+        Map<String, Object> expected = Golden.json("outputs.json");
+        ByteBuffer buffer = Golden.littleEndian("latency.f64");
         LatencyStats stats = new LatencyStats(((Number) expected.get("latency_window")).intValue());
         while (buffer.remaining() >= 8) {
             stats.add(buffer.getDouble());

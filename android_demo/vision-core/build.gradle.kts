@@ -1,6 +1,6 @@
 // Plain Java, no Android: everything the app does that is logic, not UI. Its tests compare it with the
 // Python pipeline; make their golden data first:
-//   python classifier-core/src/test/make_golden.py classifier-core/build/golden
+//   python vision-core/src/test/make_golden.py vision-core/build/golden
 plugins {
     `java-library`
 }

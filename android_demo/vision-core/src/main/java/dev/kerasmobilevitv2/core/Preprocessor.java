@@ -2,9 +2,11 @@ package dev.kerasmobilevitv2.core;
 
 /**
  * A camera frame or photo to the model's input, as {@code mobilevitv2 eval} and {@code predict} prepare
- * images: resize (keeping the aspect) so the image covers size / crop fraction, cut out the centre, scale
- * to [0, inputMax], and for integer inputs quantize with the input tensor's scale and zero point.
- * Everything comes from {@link ModelFacts}; the tensor's quantization comes from the interpreter.
+ * images. A classifier's: resize (keeping the aspect) so the image covers size / crop fraction, cut out the
+ * centre. A segmenter's or detector's: the whole image resized to the input size, the aspect not kept (so
+ * their outputs cover the whole frame). Then scale to [0, inputMax], and for integer inputs quantize with
+ * the input tensor's scale and zero point. Everything comes from {@link ModelFacts}; the tensor's
+ * quantization comes from the interpreter.
  */
 public final class Preprocessor {
     private Preprocessor() {
@@ -35,11 +37,20 @@ public final class Preprocessor {
             rgb[3 * i + 1] = (argb[i] >> 8) & 0xff;
             rgb[3 * i + 2] = argb[i] & 0xff;
         }
+        float scale = facts.inputMax / 255.0f;
+        if (facts.task != ModelFacts.Task.CLASSIFICATION) {
+            boolean same = height == facts.inputHeight && width == facts.inputWidth;
+            float[] input = same ? rgb : Resize.resizeRgb(rgb, height, width, facts.inputHeight, facts.inputWidth,
+                    facts.interpolation);
+            for (int i = 0; i < input.length; i++) {
+                input[i] *= scale;
+            }
+            return input;
+        }
         int[] size = resizedSize(height, width, facts);
         float[] resized = Resize.resizeRgb(rgb, height, width, size[0], size[1], facts.interpolation);
         int top = (size[0] - facts.inputHeight) / 2;
         int left = (size[1] - facts.inputWidth) / 2;
-        float scale = facts.inputMax / 255.0f;
         float[] input = new float[facts.inputHeight * facts.inputWidth * 3];
         for (int y = 0; y < facts.inputHeight; y++) {
             int from = ((top + y) * size[1] + left) * 3;

@@ -6,12 +6,28 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * What a model converted by {@code mobilevitv2 convert} says about itself: input size, how images are
- * resized and cropped, the input range, class names and how it was converted. Read from the
- * {@code keras_mobilevitv2} metadata entry of the .tflite file (see {@link TfliteMetadata}); nothing
+ * What a model converted by {@code mobilevitv2 convert} says about itself: its task, input size, how images
+ * are resized and cropped, the input range, class names, what it outputs and how it was converted. Read from
+ * the {@code keras_mobilevitv2} metadata entry of the .tflite file (see {@link TfliteMetadata}); nothing
  * here is typed twice.
  */
 public final class ModelFacts {
+    /** What a model does; files from before the kit recorded it are classifiers. */
+    public enum Task {
+        CLASSIFICATION, SEGMENTATION, DETECTION;
+
+        static Task parse(String name) {
+            for (Task task : values()) {
+                if (task.name().equalsIgnoreCase(name)) {
+                    return task;
+                }
+            }
+            throw new IllegalArgumentException("metadata key 'task': '" + name + "' is not a task of this app "
+                    + "(classification, segmentation or detection)");
+        }
+    }
+
+    public final Task task;
     public final int inputHeight;
     public final int inputWidth;
     /** Centre crop: the image is resized to cover size / cropFraction, then the centre is cut out. */
@@ -24,8 +40,13 @@ public final class ModelFacts {
     public final String architecture;
     /** fp32, fp16, dynamic, int8 or int8-qat. */
     public final String precision;
-    /** What a classifier outputs: "probabilities" or "logits" (files that do not say output logits). */
+    /**
+     * What the file outputs: a classifier's "probabilities" or "logits" (files that do not say output logits);
+     * a segmenter's "head-logits", "logits" or "mask"; a detector's "detections" or "raw".
+     */
     public final String outputs;
+    /** A detector's most detections per image (the size of its outputs); 0 for other tasks. */
+    public final int maxDetections;
 
     public ModelFacts(int inputHeight, int inputWidth, float cropFraction, String interpolation, float inputMax,
                       List<String> classNames, String architecture, String precision) {
@@ -35,6 +56,13 @@ public final class ModelFacts {
 
     public ModelFacts(int inputHeight, int inputWidth, float cropFraction, String interpolation, float inputMax,
                       List<String> classNames, String architecture, String precision, String outputs) {
+        this(Task.CLASSIFICATION, inputHeight, inputWidth, cropFraction, interpolation, inputMax, classNames,
+                architecture, precision, outputs, 0);
+    }
+
+    public ModelFacts(Task task, int inputHeight, int inputWidth, float cropFraction, String interpolation,
+                      float inputMax, List<String> classNames, String architecture, String precision, String outputs,
+                      int maxDetections) {
         if (inputHeight < 1 || inputWidth < 1) {
             throw new IllegalArgumentException("input size must be positive, got " + inputHeight + "x" + inputWidth);
         }
@@ -45,6 +73,12 @@ public final class ModelFacts {
             throw new IllegalArgumentException("interpolation '" + interpolation + "' is not supported here "
                     + "(bicubic or bilinear)");
         }
+        if (task == Task.DETECTION && "detections".equals(outputs) && maxDetections < 1) {
+            throw new IllegalArgumentException("metadata key 'postprocessing': a detector's max_detections must be "
+                    + "positive, got " + maxDetections);
+        }
+        this.task = task;
+        this.maxDetections = maxDetections;
         this.inputHeight = inputHeight;
         this.inputWidth = inputWidth;
         this.cropFraction = cropFraction;
@@ -84,12 +118,22 @@ public final class ModelFacts {
         Object precision = facts.get("precision");
         Object interpolation = facts.get("interpolation");
         Object outputs = facts.get("outputs");
-        return new ModelFacts(((Number) size.get(0)).intValue(), ((Number) size.get(1)).intValue(),
+        Object task = facts.get("task");
+        int maxDetections = 0;
+        if (facts.get("postprocessing") instanceof Map) {
+            Object max = ((Map<?, ?>) facts.get("postprocessing")).get("max_detections");
+            if (!(max instanceof Number)) {
+                throw new IllegalArgumentException("metadata key 'postprocessing': no number 'max_detections'");
+            }
+            maxDetections = ((Number) max).intValue();
+        }
+        return new ModelFacts(task == null ? Task.CLASSIFICATION : Task.parse(task.toString()),
+                ((Number) size.get(0)).intValue(), ((Number) size.get(1)).intValue(),
                 get(facts, "crop_fraction", Number.class).floatValue(),
                 interpolation == null ? "bicubic" : interpolation.toString(),
                 get(facts, "input_max", Number.class).floatValue(), names,
                 architecture == null ? null : architecture.toString(), precision == null ? null : precision.toString(),
-                outputs == null ? "logits" : outputs.toString());
+                outputs == null ? "logits" : outputs.toString(), maxDetections);
     }
 
     private static <T> T get(Map<String, Object> facts, String key, Class<T> type) {
