@@ -203,7 +203,7 @@ def cmd_qat(args):
     path, report, history = quantization_aware_training(
         args.model, args.data, args.out, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.lr, io_type=args.io_type, freeze_batch_norm=not args.train_batch_norm,
-        calibration_steps=args.calibration_steps, overwrite=args.overwrite)
+        calibration_steps=args.calibration_steps, overwrite=args.overwrite, annotations=args.annotations)
     last = {k: v[-1] for k, v in history.items()}
     print("last epoch: " + "  ".join(f"{k} {v:.4f}" for k, v in last.items()))
     print(report.summary())
@@ -472,7 +472,11 @@ def build_parser():
     qat = commands.add_parser(
         "qat", help="quantization-aware fine-tuning (tfmot): RUN_DIR/qat_model.keras, converted to model_int8.tflite")
     qat.add_argument("model", help="a .keras model of this package (trained or imported)")
-    qat.add_argument("--data", required=True, help="the training data (DIR/<class>/*, or train/ and val/)")
+    qat.add_argument("--data", required=True,
+                     help="the training data, as train takes it for the model's task: class folders, image / mask "
+                          "pairs, or images with boxes (COCO JSON with --annotations, Pascal VOC, or the sample's "
+                          "layout)")
+    qat.add_argument("--annotations", help="a detector's COCO JSON for --data (a folder of images)")
     qat.add_argument("--out", required=True, help="the run directory")
     qat.add_argument("--epochs", type=int, default=2)
     qat.add_argument("--batch-size", type=int, default=32)

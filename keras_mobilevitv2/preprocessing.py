@@ -43,10 +43,17 @@ class PreprocessingConfig:
         return tuple(int(math.floor(s / self.crop_fraction)) for s in self.input_size)
 
     def to_dict(self):
-        data = dataclasses.asdict(self)
-        data["input_size"] = list(self.input_size)
-        data["class_names"] = None if self.class_names is None else list(self.class_names)
-        return data
+        """The facts as plain JSON types (a tf_keras layer holds its lists and dicts in trackable wrappers)."""
+        def plain(value):
+            if isinstance(value, str) or value is None:
+                return value
+            if hasattr(value, "items"):
+                return {str(key): plain(item) for key, item in value.items()}
+            if isinstance(value, (list, tuple)) or hasattr(value, "__iter__"):
+                return [plain(item) for item in value]
+            return value
+
+        return {field.name: plain(getattr(self, field.name)) for field in dataclasses.fields(self)}
 
     def layer_config(self):
         """Keyword arguments of the ``Preprocessing`` layer that carries these facts."""

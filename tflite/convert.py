@@ -210,7 +210,10 @@ def fixed_size_model(model, image_size=None, precision="fp32", strips="auto", ou
         kind = classifier_output_kind(model) if kind else None  # rebuilt classifiers output logits
     if outputs == "head-logits":
         keras = get_keras(keras_module_name(model))
-        model = keras.Model(model.input, model.get_layer("seg_classifier").output, name=model.name)
+        # (tfmot names a fake-quantized model's layers quant_<name>)
+        names = {layer.name for layer in model.layers}
+        classifier = "seg_classifier" if "seg_classifier" in names else "quant_seg_classifier"
+        model = keras.Model(model.input, model.get_layer(classifier).output, name=model.name)
     rewrites = GraphRewrites()
     if keras_module_name(model) == "keras" and not is_quantization_aware(model):
         try:

@@ -325,27 +325,32 @@ class SegmentationCrossEntropy(keras.losses.Loss):
         self.label_smoothing = float(label_smoothing)
 
     def call(self, y_true, y_pred):
-        logits = tf.cast(y_pred, tf.float32)
-        labels = tf.cast(y_true, tf.int32)
-        size = tf.shape(labels)[1:3]
-        if logits.shape[1:3] != labels.shape[1:3] or None in labels.shape[1:3]:
-            logits = tf.raw_ops.ResizeBilinear(images=logits, size=size, align_corners=True,
-                                               half_pixel_centers=False)
-        classes = tf.shape(logits)[-1]
-        valid = (labels >= 0) & (labels < classes) & (labels != self.ignore_label)
-        safe = tf.where(valid, labels, tf.zeros_like(labels))
-        targets = tf.one_hot(safe, classes)
-        if self.label_smoothing:
-            targets = targets * (1.0 - self.label_smoothing) + self.label_smoothing / tf.cast(classes, tf.float32)
-        pixel = tf.nn.softmax_cross_entropy_with_logits(targets, logits)
-        weights = tf.cast(valid, tf.float32)
-        return tf.reduce_sum(pixel * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+        return segmentation_cross_entropy(y_true, y_pred, self.ignore_label, self.label_smoothing)
 
     def get_config(self):
         config = super().get_config()
         config.update(ignore_label=self.ignore_label, label_smoothing=self.label_smoothing)
         config.pop("reduction", None)
         return config
+
+
+def segmentation_cross_entropy(y_true, y_pred, ignore_label=255, label_smoothing=0.0):
+    """The loss of ``SegmentationCrossEntropy`` in TensorFlow ops (any Keras, tf_keras's QAT included): the mean
+    pixel cross-entropy over the batch's pixels whose label is a class, logits resized to the labels' size."""
+    logits = tf.cast(y_pred, tf.float32)
+    labels = tf.cast(y_true, tf.int32)
+    size = tf.shape(labels)[1:3]
+    if logits.shape[1:3] != labels.shape[1:3] or None in labels.shape[1:3]:
+        logits = tf.raw_ops.ResizeBilinear(images=logits, size=size, align_corners=True, half_pixel_centers=False)
+    classes = tf.shape(logits)[-1]
+    valid = (labels >= 0) & (labels < classes) & (labels != ignore_label)
+    safe = tf.where(valid, labels, tf.zeros_like(labels))
+    targets = tf.one_hot(safe, classes)
+    if label_smoothing:
+        targets = targets * (1.0 - label_smoothing) + label_smoothing / tf.cast(classes, tf.float32)
+    pixel = tf.nn.softmax_cross_entropy_with_logits(targets, logits)
+    weights = tf.cast(valid, tf.float32)
+    return tf.reduce_sum(pixel * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
 
 
 TASKS = {task.name: task for task in (ClassificationTask(), SegmentationTask(), DetectionTask())}
