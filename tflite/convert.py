@@ -224,6 +224,8 @@ def fixed_size_model(model, image_size=None, precision="fp32", strips="auto", ou
     if outputs == "mask":
         keras = get_keras(keras_module_name(fixed))
         fixed = keras.Model(fixed.input, _category_mask_layer(keras)(fixed.output), name=fixed.name)
+    if outputs == "raw" and keras_module_name(fixed) == "tf_keras":
+        fixed = named_outputs(fixed, fixed.output)
     if outputs == "detections":
         from keras_mobilevitv2.detection import ssd_anchors
 
@@ -232,6 +234,17 @@ def fixed_size_model(model, image_size=None, precision="fp32", strips="auto", ou
         anchors = ssd_anchors(*target, architecture=facts.architecture)
         fixed = with_postprocessing(fixed, anchors, postprocessing or DetectionPostprocessing())
     return fixed, rewrites
+
+
+def named_outputs(model, outputs):
+    """``model`` with the dict ``outputs`` named by their keys in the converted file's signature. tf_keras names a
+    model's outputs by the layers writing them (a fake-quantized model's are quant_<name>): an identity layer of
+    each key's name, which the converter drops, gives the file the names its readers look up."""
+    from keras_mobilevitv2.backend import get_keras, keras_module_name
+
+    keras = get_keras(keras_module_name(model))
+    named = {name: keras.layers.Activation("linear", name=name)(tensor) for name, tensor in outputs.items()}
+    return keras.Model(model.input, named, name=model.name)
 
 
 def _category_mask_layer(keras):

@@ -96,5 +96,7 @@ def with_postprocessing(model, anchors, settings):
     outputs = TFLiteDetectionPostProcess(name="postprocess")(model.output["box_regressions"],
                                                               model.output["class_logits"])
     if keras_module_name(model) == "tf_keras":  # (a QAT model) tf_keras names outputs by the layers writing them
-        outputs = {name: keras.layers.Activation("linear", name=name)(outputs[name]) for name in OUTPUTS}
+        from .convert import named_outputs
+
+        return named_outputs(model, outputs)
     return keras.Model(model.input, outputs, name=model.name)
