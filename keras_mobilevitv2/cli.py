@@ -470,7 +470,8 @@ def build_parser():
     convert.set_defaults(run=cmd_convert)
 
     qat = commands.add_parser(
-        "qat", help="quantization-aware fine-tuning (tfmot): RUN_DIR/qat_model.keras, converted to model_int8.tflite")
+        "qat", help="quantization-aware fine-tuning (tfmot) of a classifier, segmenter or detector: RUN_DIR, "
+               "converted to RUN_DIR/model_int8.tflite")
     qat.add_argument("model", help="a .keras model of this package (trained or imported)")
     qat.add_argument("--data", required=True,
                      help="the training data, as train takes it for the model's task: class folders, image / mask "
