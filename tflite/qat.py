@@ -82,13 +82,17 @@ def _quantize_configs():
     return PassThroughQuantizeConfig, OutputQuantizeConfig
 
 
-def _convolution_config():
-    """tfmot's Conv2D config, per-channel 8-bit weights, with the output left to the BatchNormalization after the
-    convolution (quantized there, as a Conv2D + BatchNormalization pair folded into one convolution is)."""
+def _convolution_config_class():
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
         default_8bit_quantize_registry as registry)
 
-    return registry.Default8BitConvQuantizeConfig(["kernel"], [], False)
+    return registry.Default8BitConvQuantizeConfig
+
+
+def _convolution_config():
+    """tfmot's Conv2D config, per-channel 8-bit weights, with the output left to the BatchNormalization after the
+    convolution (quantized there, as a Conv2D + BatchNormalization pair folded into one convolution is)."""
+    return _convolution_config_class()(["kernel"], [], False)
 
 
 def _norms_after(model, kinds):
@@ -112,7 +116,7 @@ def _custom_objects():
     custom = {name: getattr(layers, name) for name in PASS_THROUGH_LAYERS + OUTPUT_QUANTIZED_LAYERS
               if hasattr(layers, name)}  # SpatialDropout2D is Keras' own
     custom.update(PassThroughQuantizeConfig=pass_through, OutputQuantizeConfig=output_quantized,
-                  Default8BitConvQuantizeConfig=type(_convolution_config()))
+                  Default8BitConvQuantizeConfig=_convolution_config_class())
     return custom
 
 

@@ -74,6 +74,10 @@ class VisionModel private constructor(
                 .mapValues { (_, floats) -> ByteBuffer.allocateDirect(4 * floats).order(ByteOrder.nativeOrder()) }
         }
 
+    /** The file's signature and its input's name (a detector runs by signature, its outputs named). */
+    private val signature: String = interpreter.signatureKeys.first()
+    private val signatureInput: String = interpreter.getSignatureInputs(signature).first()
+
     /** Inference time of the last 100 frames (the interpreter's run only). */
     val latency = LatencyStats(100)
 
@@ -85,7 +89,7 @@ class VisionModel private constructor(
         }
         if (facts.task == ModelFacts.Task.DETECTION) {
             Detections.checkDetector(facts)
-            val names = interpreter.getSignatureOutputs(interpreter.signatureKeys.first()).toSet()
+            val names = interpreter.getSignatureOutputs(signature).toSet()
             require(names.containsAll(detectionBuffers.keys)) {
                 "the detector's outputs are $names, not ${detectionBuffers.keys}"
             }
@@ -108,9 +112,7 @@ class VisionModel private constructor(
         val start = SystemClock.elapsedRealtimeNanos()
         if (facts.task == ModelFacts.Task.DETECTION) {
             detectionBuffers.values.forEach { it.rewind() }
-            val signature = interpreter.signatureKeys.first()
-            val inputName = interpreter.getSignatureInputs(signature).first()
-            interpreter.runSignature(mapOf(inputName to inputBuffer), detectionBuffers, signature)
+            interpreter.runSignature(mapOf(signatureInput to inputBuffer), detectionBuffers, signature)
         } else {
             outputBuffer!!.rewind()
             interpreter.run(inputBuffer, outputBuffer)
