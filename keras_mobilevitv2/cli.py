@@ -193,7 +193,8 @@ def cmd_convert(args):
     postprocessing = DetectionPostprocessing(**chosen) if chosen else None
     report = convert(args.model, args.out, precision=args.precision, calibration_data=args.calibration_data,
                      calibration_steps=args.calibration_steps, io_type=args.io_type, image_size=args.image_size,
-                     strips=args.strips, outputs=args.outputs, postprocessing=postprocessing, overwrite=args.overwrite)
+                     strips=args.strips, outputs=args.outputs, postprocessing=postprocessing,
+                     float_islands=not args.all_int8, overwrite=args.overwrite)
     print(report.summary())
 
 
@@ -448,6 +449,10 @@ def build_parser():
     convert.add_argument("--calibration-steps", type=int, default=200)
     convert.add_argument("--io-type", choices=["float32", "uint8", "int8"], default="float32",
                          help="input / output type of an int8 model")
+    convert.add_argument("--all-int8", action="store_true",
+                         help="int8: every op in int8, for integer-only accelerators (NNAPI, Edge TPU). By default "
+                              "the ops XNNPACK has no int8 kernel for (norms, softmaxes, v1's attention products) "
+                              "stay in float inside the file, so that XNNPACK runs the whole graph on the CPU")
     _add_image_size(convert, help="convert at this size, S or H W (default: the model's)")
     convert.add_argument("--strips", type=_strips, default="auto",
                          help="row strips for the stages before the first attention block, so that their feature "

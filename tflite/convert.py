@@ -41,6 +41,7 @@ class ConversionReport:
     xnnpack: "DelegationReport"
     rewrites: GraphRewrites = dataclasses.field(default_factory=GraphRewrites)
     outputs: dict = dataclasses.field(default_factory=dict)  # signature output name -> details, when several
+    float_ops: dict = dataclasses.field(default_factory=dict)  # int8 files: op name -> count of ops run in float
 
     @property
     def custom_ops(self):
@@ -59,7 +60,11 @@ class ConversionReport:
         if self.custom_ops:
             custom = (f"custom op: {', '.join(self.custom_ops)} (LiteRT's default op resolver registers it; "
                       "every other op is a builtin)")
-        return "\n".join(line for line in (head, self.rewrites.summary(), f"ops: {ops}", custom,
+        islands = ""
+        if self.float_ops:
+            islands = ("float islands (no int8 kernel in XNNPACK; run in float between QUANTIZE and DEQUANTIZE): "
+                       + ", ".join(f"{name} x{count}" for name, count in sorted(self.float_ops.items())))
+        return "\n".join(line for line in (head, self.rewrites.summary(), f"ops: {ops}", custom, islands,
                                             self.xnnpack.summary()) if line)
 
 
@@ -340,7 +345,7 @@ def _unsupported_ops_message(error_text):
 
 
 def convert(model, out, precision="fp32", calibration_data=None, calibration_steps=200, io_type="float32",
-            image_size=None, strips="auto", outputs=None, postprocessing=None, overwrite=False):
+            image_size=None, strips="auto", outputs=None, postprocessing=None, float_islands=True, overwrite=False):
     """Converts a Keras model (a ``.keras`` path, or a QAT run directory) to ``out`` (``.tflite``), builtin ops only.
 
     Args:
@@ -362,6 +367,10 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
             ``logits`` at the input size or ``mask`` (the category of every pixel).
         postprocessing: a ``DetectionPostprocessing`` (score and IoU thresholds,
             max detections, NMS) for ``detections``; default the Keras model's.
+        float_islands: for ``int8`` (not QAT), keep the ops XNNPACK has no int8
+            kernel for in float inside the file (``quantize_with_float_islands``),
+            so that XNNPACK runs the whole graph; ``False``: every op in int8, for
+            integer-only accelerators.
     Returns a ``ConversionReport``. The file carries the model's preprocessing
     facts (see ``metadata``); an existing ``out`` is replaced only with ``overwrite``.
     The converted graph has adjacent 1x1 convolutions fused and, for large
@@ -397,7 +406,7 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
                                          calibration_steps))
         if not images:
             raise ConversionError(f"{calibration_data}: no readable images for calibration")
-    content = tflite_content(model, precision, images, io_type)
+    content = tflite_content(model, precision, images, io_type, float_islands)
     if precision == "int8" and quantization_aware:
         precision = "int8-qat"
     outputs = check_outputs(facts.task, outputs)
@@ -427,12 +436,15 @@ def custom_ops(content):
     return sorted(code.CustomCode().decode("utf-8") for code in codes if code.CustomCode())
 
 
-def tflite_content(model, precision="fp32", calibration=None, io_type="float32"):
+def tflite_content(model, precision="fp32", calibration=None, io_type="float32", float_islands=True):
     """The ``.tflite`` bytes of a fixed-size Keras model (Keras 3 or tf_keras), builtin ops only.
 
     ``calibration``: for ``int8``, a list of ``[image batch]`` inputs as the model
-    takes them. Any Keras model converts here the same way (the speed benchmark
-    converts kimm's with it).
+    takes them. ``float_islands``: for ``int8`` post-training quantization, keep
+    the ops XNNPACK has no int8 kernel for in float inside the int8 file
+    (``quantize_with_float_islands``), so XNNPACK runs the whole graph. Any Keras
+    model converts here the same way (the speed benchmark converts kimm's with it,
+    without islands, as TFLiteConverter does by default).
     """
     import tensorflow as tf
 
@@ -442,19 +454,99 @@ def tflite_content(model, precision="fp32", calibration=None, io_type="float32")
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if precision == "fp16":
         converter.target_spec.supported_types = [tf.float16]
+    islands = precision == "int8" and float_islands and not is_quantization_aware(model)
     if precision == "int8":
         converter.representative_dataset = lambda: iter(calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = getattr(tf, io_type)
         converter.inference_output_type = getattr(tf, io_type)
+        # Calibrated float graph out (what QuantizationDebugger asks for too); quantized below with islands.
+        converter._experimental_calibrate_only = islands  # noqa: SLF001
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the whole saved signature
-            return converter.convert()
+            content = converter.convert()
+            return quantize_with_float_islands(content, io_type) if islands else content
     except Exception as error:  # noqa: BLE001 - reported with the ops that need more than builtins
         detail = _unsupported_ops_message(str(error))
         if detail:
             raise ConversionError(f"the model needs ops outside TFLite's builtins: {detail}") from None
         raise ConversionError(f"conversion failed: {str(error).splitlines()[0][:300]}") from None
+
+
+# Ops XNNPACK has no int8 kernel for: left in an int8 file, TFLite's reference kernels run them, each one
+# splitting XNNPACK's graph, with a hop out and back in (mobilevitv2_050: 31 partitions; mobilevit_xxs: 52,
+# and its int8 file 2.9x slower than its float32 one). Kept in float, XNNPACK runs them and the QUANTIZE /
+# DEQUANTIZE around them: one partition. SQUARED_DIFFERENCE is Keras' LayerNormalization's (v1).
+FLOAT_ISLAND_OPS = ("RSQRT", "SOFTMAX", "BATCH_MATMUL", "SQUARED_DIFFERENCE")
+
+
+# XNNPACK's int8 ADD / SUB take each input's scale over the output's in [2^-10, 2^8), its MUL the product of
+# the inputs' scales over the output's in [2^-16, 2^8) (xnnpack_delegate.cc); outside, TFLite's kernel runs the op.
+XNNPACK_SCALE_RATIOS = {"ADD": (2.0 ** -10, 2.0 ** 8), "SUB": (2.0 ** -10, 2.0 ** 8), "MUL": (2.0 ** -16, 2.0 ** 8)}
+
+
+def quantize_with_float_islands(calibrated, io_type="float32"):
+    """Full-integer quantization of a calibrated float ``.tflite`` (bytes), with ``FLOAT_ISLAND_OPS`` and the
+    element-wise ops whose int8 scales XNNPACK refuses kept in float.
+
+    Those are additions of a constant far smaller than the tensor it is added to: the norms' ``variance +
+    epsilon`` (epsilon / 255 is about 1e-5 of the variance's scale; in int8 epsilon rounds to 0 anyway) and a
+    trained norm's near-zero shifts. They are found in the quantized file, by its scales, and the file is
+    quantized again with them in float. The rest of the graph is quantized exactly as TFLiteConverter does it
+    (the same MLIR quantizer); the float ops read and write the int8 tensors through DEQUANTIZE and QUANTIZE.
+    """
+    import tensorflow as tf
+    from tensorflow.lite.python import convert as lite_convert
+
+    kept_in_float = []
+    for _ in range(4):  # a second pass finds none so far; a few more, should float ops move their neighbours
+        content = lite_convert.mlir_quantize(
+            calibrated, input_data_type=getattr(tf, io_type), output_data_type=getattr(tf, io_type),
+            denylisted_ops=list(FLOAT_ISLAND_OPS), denylisted_nodes=kept_in_float or None)
+        refused = [name for name in scales_xnnpack_refuses(content) if name not in kept_in_float]
+        if not refused:
+            break
+        kept_in_float += refused
+    return content
+
+
+def _graph_ops(content):
+    """``(op name, [(input tensor name, scale)], [(output tensor name, scale)])`` of the main graph; the scale
+    is None for a float tensor, or a per-channel one."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(bytearray(content), 0)
+    op_names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
+    graph = model.Subgraphs(0)
+
+    def tensor(index):
+        quantization = graph.Tensors(index).Quantization()
+        scale = quantization.Scale(0) if quantization is not None and quantization.ScaleLength() == 1 else None
+        return graph.Tensors(index).Name().decode("utf-8"), scale
+
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = codes[op.OpcodeIndex()]
+        yield (op_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM"),
+               [tensor(op.Inputs(j)) for j in range(op.InputsLength()) if op.Inputs(j) >= 0],
+               [tensor(op.Outputs(j)) for j in range(op.OutputsLength())])
+
+
+def scales_xnnpack_refuses(content):
+    """The output names of the int8 element-wise ops of ``.tflite`` bytes whose scales XNNPACK refuses."""
+    refused = []
+    for name, inputs, outputs in _graph_ops(content):
+        if name not in XNNPACK_SCALE_RATIOS or len(inputs) != 2 or outputs[0][1] is None:
+            continue
+        scales = [scale for _, scale in inputs]
+        if None in scales:
+            continue
+        low, high = XNNPACK_SCALE_RATIOS[name]
+        ratios = [scales[0] * scales[1] / outputs[0][1]] if name == "MUL" else [s / outputs[0][1] for s in scales]
+        if not all(low <= ratio < high for ratio in ratios):
+            refused.append(outputs[0][0])
+    return refused
 
 
 def write_tflite(content, out, facts, input_size, precision, io_type, outputs, **more):
@@ -475,8 +567,14 @@ def inspect_tflite(path, precision=None, rewrites=None):
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=os.fspath(path))
-    ops = collections.Counter(op["op_name"] for op in interpreter._get_ops_details())
-    ops.pop("DELEGATE", None)
+    op_details = [op for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]  # noqa: SLF001
+    ops = collections.Counter(op["op_name"] for op in op_details)
+    float_ops = collections.Counter()
+    if precision is not None and precision.startswith("int8"):
+        dtypes = {d["index"]: d["dtype"] for d in interpreter.get_tensor_details()}
+        float_ops.update(op["op_name"] for op in op_details
+                         if op["op_name"] not in ("DEQUANTIZE", "TFLite_Detection_PostProcess")
+                         and any(dtypes.get(int(t)) == np.float32 for t in op["outputs"]))
 
     def details(d):
         return {"dtype": np.dtype(d["dtype"]).name, "shape": [int(s) for s in d["shape"]],
@@ -491,4 +589,4 @@ def inspect_tflite(path, precision=None, rewrites=None):
         path=os.fspath(path), precision=precision, size_bytes=os.path.getsize(path), ops=dict(ops),
         input_details=details(interpreter.get_input_details()[0]),
         output_details=details(interpreter.get_output_details()[0]), xnnpack=xnnpack_delegation(path),
-        rewrites=rewrites or GraphRewrites(), outputs=outputs)
+        rewrites=rewrites or GraphRewrites(), outputs=outputs, float_ops=dict(float_ops))
