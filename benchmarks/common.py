@@ -23,17 +23,20 @@ class Converter:
         self.digits = digits
         self.calibration = {}
 
-    def __call__(self, name, model, precision, size, ours=True, strips="auto"):
-        """``ours``: a model of this package, converted as `mobilevitv2 convert` converts it (``strips`` as its
-        --strips); others as their users would (TFLiteConverter, builtin ops)."""
-        path = os.path.join(self.work, f"{name}_{size}_{precision}_{strips}.tflite".replace(" ", "_"))
+    def __call__(self, name, model, precision, size, ours=True, strips="auto", outputs=None, float_islands=None):
+        """``ours``: a model of this package, converted as `mobilevitv2 convert` converts it (``strips``,
+        ``outputs`` as its --strips, --outputs; int8 with its float islands unless ``float_islands`` is False);
+        others as their users would (TFLiteConverter, builtin ops)."""
+        float_islands = ours if float_islands is None else float_islands
+        path = os.path.join(self.work, f"{name}_{size}_{precision}_{strips}_{outputs}_{float_islands}.tflite"
+                            .replace(" ", "_"))
         if precision == "int8" and size not in self.calibration:
             facts = PreprocessingConfig(input_size=(size, size), input_max=255.0)
             self.calibration[size] = list(calibration_images(self.digits, facts, (size, size),
                                                              steps=self.calibration_steps))
-        graph = fixed_size_model(model, precision=precision, strips=strips)[0] if ours \
+        graph = fixed_size_model(model, precision=precision, strips=strips, outputs=outputs)[0] if ours \
             else batch_one_model(model, (size, size))
-        content = tflite_content(graph, precision, self.calibration.get(size))
+        content = tflite_content(graph, precision, self.calibration.get(size), float_islands=float_islands)
         with open(path, "wb") as file:
             file.write(content)
         print(f"converted {name} at {size} to {precision}", file=sys.stderr, flush=True)

@@ -5,7 +5,8 @@ weights, the models of a part taking turns (``benchmark_interleaved``):
 
 - ``zoo``: every MobileViTv2 width, MobileViT XXS / XS / S and keras.applications
   MobileNetV2 and MobileNetV3 Small / Large at 256x256: parameters, GMACs, float32
-  and full-int8 latency at 1 and 2 threads.
+  and full-int8 latency at 1 and 2 threads, and XNNPACK's partitions of the int8
+  files; ours also with every op in int8 (``--all-int8``), to show the float islands.
 - ``scaling``: ``mobilevitv2_050`` and ``mobilevit_xxs`` from 256 to 1024, float32,
   1 thread: latency against the number of tokens of the first attention stage,
   and ``mobilevitv2_050`` converted without row strips (``--strips 1``) beside.
@@ -34,12 +35,16 @@ import keras_mobilevitv2 as kmv
 from keras_mobilevitv2.complexity import count_macs, count_parameters
 from keras_mobilevitv2.files import save_figure, write_text
 from mobilevitv2_tflite.benchmark import benchmark_interleaved
+from mobilevitv2_tflite.convert import xnnpack_delegation
 
 from common import Converter, machine, markdown_table, write_csv
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
 SCALING_SIZES = (256, 384, 512, 640, 768, 896, 1024)
+# Ours in int8 as `mobilevitv2 convert` writes it (float islands) and with every op in int8 (--all-int8, what
+# TFLiteConverter gives), in the same run; the MobileNets as TFLiteConverter converts them.
+ZOO_PRECISIONS = ("fp32", "int8", "all-int8")
 CLAIMS = {"xxs / v2-0.5 at 1024": (">=", 4.0), "v2-0.5 1024 / 256": ("<=", 20.0)}
 
 
@@ -69,15 +74,23 @@ def part_zoo(convert, rounds):
     for name, model in models.items():
         params, gmacs = size_and_cost(model)
         rows.append({"model": name, "params": params, "gmacs": round(gmacs, 3)})
-        for precision in ("fp32", "int8"):
-            files[(name, precision)] = convert(name, model, precision, 256, ours=name in kmv.list_models())
+        ours = name in kmv.list_models()
+        for precision in ZOO_PRECISIONS if ours else ZOO_PRECISIONS[:2]:
+            files[(name, precision)] = convert(name, model, precision.replace("all-", ""), 256, ours=ours,
+                                               float_islands=precision == "int8" and ours)
         keras.backend.clear_session()
     for threads in (1, 2):
         timed = benchmark_interleaved({key: (path, threads) for key, path in files.items()}, rounds=rounds, runs=2)
         for row in rows:
-            for precision in ("fp32", "int8"):
-                row[f"{precision}_ms_{threads}t"] = round(timed[(row["model"], precision)].median_ms, 2)
-    return rows
+            for precision in ZOO_PRECISIONS:
+                if (row["model"], precision) in files:
+                    row[f"{precision}_ms_{threads}t"] = round(timed[(row["model"], precision)].median_ms, 2)
+    for row in rows:
+        row["int8_over_fp32_1t"] = round(row["int8_ms_1t"] / row["fp32_ms_1t"], 2)
+        for precision in ("int8", "all-int8"):
+            if (row["model"], precision) in files:
+                row[f"{precision}_partitions"] = xnnpack_delegation(files[(row["model"], precision)]).partitions
+    return [{column: row.get(column, "") for column in rows[0]} for row in rows]  # the MobileNets: no all-int8
 
 
 def tokens(size):

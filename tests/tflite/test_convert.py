@@ -124,28 +124,30 @@ def test_int8_runs_whole_in_xnnpack_with_float_islands(name, tmp_path):
     # The ops XNNPACK has no int8 kernel for (norms, softmaxes, v1's attention products) stay in float inside
     # the int8 file: one partition, where plain TFLiteConverter int8 splits v2 at every norm and v1 at every
     # attention. (That this costs no accuracy is measured on the trained digits model above; these weights are
-    # random, and their int8 error only shows that the file still computes the model.)
+    # random, so their int8 files are only checked to still compute the model: logits correlated with Keras'.)
+    import keras
     import skimage.data
     from ai_edge_litert.interpreter import Interpreter
 
     from mobilevitv2_tflite.convert import tflite_content, xnnpack_delegation
 
+    keras.utils.set_random_seed(0)
     model = kmv.create_model(name, input_shape=(64, 64, 3), classifier_activation=None)
     photos = np.stack([np.asarray(Image.fromarray(getattr(skimage.data, photo)()).resize((64, 64)), np.float32)
                        for photo in ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field")])
     reference = model.predict(photos, verbose=0)
-    errors, partitions = {}, {}
+    correlations, partitions = {}, {}
+    calibration = [[image[np.newaxis]] for image in photos]
     for islands in (True, False):
         path = tmp_path / f"{islands}.tflite"
-        path.write_bytes(tflite_content(batch_one_model(model, (64, 64)), "int8", [[image[np.newaxis]] for image in photos],
-                                        float_islands=islands))
+        path.write_bytes(tflite_content(batch_one_model(model, (64, 64)), "int8", calibration, float_islands=islands))
         partitions[islands] = xnnpack_delegation(path).partitions
         run = Interpreter(model_path=str(path)).get_signature_runner()
         (input_name,) = run.get_input_details()
         logits = np.concatenate([next(iter(run(**{input_name: image[np.newaxis]}).values())) for image in photos])
-        errors[islands] = np.abs(logits - reference).mean() / reference.std()
+        correlations[islands] = np.corrcoef(logits.ravel(), reference.ravel())[0, 1]
     assert partitions[True] == 1 and partitions[False] > 10, partitions
-    assert errors[True] < 0.35 and errors[False] < 0.35, errors
+    assert correlations[True] > 0.9 and correlations[False] > 0.9, correlations
 
 
 def test_int8_one_group_norm_keeps_its_statistics_under_xnnpack():
