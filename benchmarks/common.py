@@ -51,6 +51,23 @@ def write_csv(rows, path):
     write_text(path, text.getvalue())
 
 
+def read_csv(path):
+    """The rows ``write_csv`` wrote (numbers as numbers), or none when there is no file."""
+    if not os.path.isfile(path):
+        return []
+
+    def number(text):
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
+
+    with open(path, encoding="utf-8", newline="") as file:
+        return [{key: number(value) for key, value in row.items()} for row in csv.DictReader(file)]
+
+
 def machine():
     """The processor, cores, OS and Python of this machine, in a line."""
     processor = platform.processor() or platform.machine()

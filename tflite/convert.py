@@ -475,7 +475,7 @@ def tflite_content(model, precision="fp32", calibration=None, io_type="float32",
 
 # Ops XNNPACK has no int8 kernel for: left in an int8 file, TFLite's reference kernels run them, each one
 # splitting XNNPACK's graph, with a hop out and back in (mobilevitv2_050: 31 partitions; mobilevit_xxs: 52,
-# and its int8 file 2.9x slower than its float32 one). Kept in float, XNNPACK runs them and the QUANTIZE /
+# and its int8 file 2.7x slower than its float32 one). Kept in float, XNNPACK runs them and the QUANTIZE /
 # DEQUANTIZE around them: one partition. SQUARED_DIFFERENCE is Keras' LayerNormalization's (v1).
 FLOAT_ISLAND_OPS = ("RSQRT", "SOFTMAX", "BATCH_MATMUL", "SQUARED_DIFFERENCE")
 
