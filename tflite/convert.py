@@ -83,7 +83,7 @@ class DelegationReport:
         if not self.not_delegated:
             return f"XNNPACK: all {self.total_ops} ops delegated, {self.partitions} partition(s)"
         left = ", ".join(f"{name} x{count}" for name, count in sorted(self.not_delegated.items()))
-        return (f"XNNPACK: {self.partitions} partitions; not delegated "
+        return (f"XNNPACK: {self.partitions} partition{'s' if self.partitions != 1 else ''}; not delegated "
                 f"({sum(self.not_delegated.values())} of {self.total_ops} ops): {left}")
 
 
