@@ -22,8 +22,8 @@ import numpy as np
 
 import keras_mobilevitv2 as kmv
 from keras_mobilevitv2.files import write_json, write_text
-from mobilevitv2_tflite.convert import (fixed_size_model, load_keras_model, quantize_with_float_islands,
-                                        tflite_content, xnnpack_delegation)
+from mobilevitv2_tflite.convert import (calibrated_content, fixed_size_model, load_keras_model, quantize_calibrated,
+                                        xnnpack_delegation)
 
 from common import machine, markdown_table
 
@@ -58,21 +58,14 @@ def run_file(content, images):
 
 
 def measure(name, work):
-    import tensorflow as tf
-
     keras_path = os.path.join(work, f"{name}.keras")
     kmv.import_checkpoint(os.path.join(CHECKPOINTS, f"cvnets_{name}.pt"), name, keras_path)
     graph = fixed_size_model(load_keras_model(keras_path), precision="int8", outputs="logits")[0]
     test, calibration = photos(TEST_PHOTOS), photos(CALIBRATION_PHOTOS)
     reference = graph.predict(test, batch_size=1, verbose=0)
-    converter = tf.lite.TFLiteConverter.from_keras_model(graph)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: iter([[image[np.newaxis]] for image in calibration])
-    converter._experimental_calibrate_only = True  # noqa: SLF001 - one calibration for both files
-    calibrated = converter.convert()
-    files = {"float islands": quantize_with_float_islands(calibrated),
-             "all int8": tflite_content(graph, "int8", [[image[np.newaxis]] for image in calibration],
-                                        float_islands=False)}
+    calibrated = calibrated_content(graph, [[image[np.newaxis]] for image in calibration])
+    files = {"float islands": quantize_calibrated(calibrated),
+             "all int8": quantize_calibrated(calibrated, float_islands=False)}
     rows = []
     for kind, content in files.items():
         path = os.path.join(work, f"{name}_{kind.replace(' ', '_')}.tflite")

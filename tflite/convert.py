@@ -446,6 +446,18 @@ def tflite_content(model, precision="fp32", calibration=None, io_type="float32",
     model converts here the same way (the speed benchmark converts kimm's with it,
     without islands, as TFLiteConverter does by default).
     """
+    if precision == "int8" and float_islands and not is_quantization_aware(model):
+        return quantize_calibrated(calibrated_content(model, calibration), io_type)
+    return _converted(model, precision, calibration, io_type)
+
+
+def calibrated_content(model, calibration):
+    """The float ``.tflite`` bytes of a fixed-size Keras model with the value ranges of ``calibration`` (a list
+    of ``[image batch]`` inputs) recorded: what ``quantize_calibrated`` quantizes, once or several ways."""
+    return _converted(model, "int8", calibration, calibrate_only=True)
+
+
+def _converted(model, precision, calibration=None, io_type="float32", calibrate_only=False):
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -454,18 +466,16 @@ def tflite_content(model, precision="fp32", calibration=None, io_type="float32",
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if precision == "fp16":
         converter.target_spec.supported_types = [tf.float16]
-    islands = precision == "int8" and float_islands and not is_quantization_aware(model)
     if precision == "int8":
         converter.representative_dataset = lambda: iter(calibration)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = getattr(tf, io_type)
         converter.inference_output_type = getattr(tf, io_type)
-        # Calibrated float graph out (what QuantizationDebugger asks for too); quantized below with islands.
-        converter._experimental_calibrate_only = islands  # noqa: SLF001
+        # The float graph with its ranges, not quantized (what QuantizationDebugger asks for too).
+        converter._experimental_calibrate_only = calibrate_only  # noqa: SLF001
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the whole saved signature
-            content = converter.convert()
-            return quantize_with_float_islands(content, io_type) if islands else content
+            return converter.convert()
     except Exception as error:  # noqa: BLE001 - reported with the ops that need more than builtins
         detail = _unsupported_ops_message(str(error))
         if detail:
@@ -483,6 +493,18 @@ FLOAT_ISLAND_OPS = ("RSQRT", "SOFTMAX", "BATCH_MATMUL", "SQUARED_DIFFERENCE")
 # XNNPACK's int8 ADD / SUB take each input's scale over the output's in [2^-10, 2^8), its MUL the product of
 # the inputs' scales over the output's in [2^-16, 2^8) (xnnpack_delegate.cc); outside, TFLite's kernel runs the op.
 XNNPACK_SCALE_RATIOS = {"ADD": (2.0 ** -10, 2.0 ** 8), "SUB": (2.0 ** -10, 2.0 ** 8), "MUL": (2.0 ** -16, 2.0 ** 8)}
+
+
+def quantize_calibrated(calibrated, io_type="float32", float_islands=True):
+    """Full-integer ``.tflite`` bytes from ``calibrated_content``: with float islands
+    (``quantize_with_float_islands``), or every op in int8 (TensorFlow's quantizer as TFLiteConverter runs it)."""
+    if float_islands:
+        return quantize_with_float_islands(calibrated, io_type)
+    import tensorflow as tf
+    from tensorflow.lite.python import convert as lite_convert
+
+    return lite_convert.mlir_quantize(calibrated, input_data_type=getattr(tf, io_type),
+                                      output_data_type=getattr(tf, io_type))
 
 
 def quantize_with_float_islands(calibrated, io_type="float32"):
