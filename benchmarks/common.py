@@ -30,17 +30,24 @@ class Converter:
         float_islands = ours if float_islands is None else float_islands
         path = os.path.join(self.work, f"{name}_{size}_{precision}_{strips}_{outputs}_{float_islands}.tflite"
                             .replace(" ", "_"))
-        if precision == "int8" and size not in self.calibration:
-            facts = PreprocessingConfig(input_size=(size, size), input_max=255.0)
-            self.calibration[size] = list(calibration_images(self.digits, facts, (size, size),
-                                                             steps=self.calibration_steps))
         graph = fixed_size_model(model, precision=precision, strips=strips, outputs=outputs)[0] if ours \
             else batch_one_model(model, (size, size))
-        content = tflite_content(graph, precision, self.calibration.get(size), float_islands=float_islands)
+        calibration = self.calibration_batches(size) if precision == "int8" else None
+        content = tflite_content(graph, precision, calibration, float_islands=float_islands)
         with open(path, "wb") as file:
             file.write(content)
         print(f"converted {name} at {size} to {precision}", file=sys.stderr, flush=True)
         return path
+
+
+    def calibration_batches(self, size):
+        """The calibration batches at ``size`` (RGB in [0, 255]), made once: every int8 file, peers' too, is
+        calibrated on the same images."""
+        if size not in self.calibration:
+            facts = PreprocessingConfig(input_size=(size, size), input_max=255.0)
+            self.calibration[size] = list(calibration_images(self.digits, facts, (size, size),
+                                                             steps=self.calibration_steps))
+        return self.calibration[size]
 
 
 def write_csv(rows, path):

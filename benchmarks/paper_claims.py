@@ -11,19 +11,25 @@ weights, the models of a part taking turns (``benchmark_interleaved``):
   1 thread: latency against the number of tokens of the first attention stage,
   and ``mobilevitv2_050`` converted without row strips (``--strips 1``) beside.
   Claims checked: xxs / v2-0.5 at 1024 >= 4, v2-0.5 at 1024 / at 256 <= 20.
-- ``peers``: ours against kimm's models converted the same way, float32 and int8,
-  and timm's through ONNX Runtime where a PyTorch environment is given
-  (``--torch-python``, see tools/timm_onnx.py) and onnxruntime imports.
+- ``peers``: ours against other ports, float32 and int8 (each calibrated on the
+  same images), 1 and 2 threads: kimm's Keras models through TFLiteConverter, and,
+  where a virtualenv with PyTorch and that tool is given, timm's converted by
+  litert-torch (int8 through ai-edge-quantizer, tools/timm_litert.py), lowered to
+  ExecuTorch's XNNPACK backend (int8 with pt2e, tools/timm_executorch.py, timed by
+  its own runtime in that virtualenv, in turns with the rest), and exported to ONNX
+  (tools/timm_onnx.py) for ONNX Runtime.
 
 Writes benchmarks/results/paper_{zoo,scaling,peers}.{csv,md}, paper_{zoo,scaling}.png
 and paper_claims.md, the parts measured so far together (each with the machine it ran on).
 
     pip install "kimm>=0.2.5" onnxruntime      # peers only
     python benchmarks/paper_claims.py [--parts zoo scaling peers] [--rounds 10]
-        [--torch-python /path/to/venv/bin/python]
+        [--torch-python VENV/bin/python] [--litert-torch-python VENV/bin/python]
+        [--executorch-python VENV/bin/python]
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -123,34 +129,130 @@ def _timm_onnx(torch_python, work, names):
         return {}, "onnxruntime is not installed"
     if not torch_python:
         return {}, "no --torch-python (a Python with torch and timm) was given"
-    script = os.path.join(HERE, "..", "tools", "timm_onnx.py")
-    done = subprocess.run([torch_python, script, work, "--models", *names], capture_output=True, text=True)
+    failure = _run_tool(torch_python, "timm_onnx.py", work, "--models", *names)[1]
+    return {} if failure else {name: os.path.join(work, f"{name}.onnx") for name in names}, failure
+
+
+def _run_tool(python, script, *args):
+    """Runs one of tools/ in another Python: ``(the paths it printed, None)`` or ``([], why it failed)``."""
+    done = subprocess.run([python, os.path.join(HERE, "..", "tools", script), *args], capture_output=True,
+                          text=True)
     if done.returncode:
-        return {}, f"the ONNX export failed: {done.stderr.strip().splitlines()[-1][:200]}"
-    return {name: os.path.join(work, f"{name}.onnx") for name in names}, None
+        return [], f"{script} failed: {(done.stderr.strip().splitlines() or ['?'])[-1][:200]}"
+    return [line.strip() for line in done.stdout.splitlines() if os.path.isfile(line.strip())], None
 
 
-def part_peers(convert, rounds, torch_python):
+class ExecuTorchRuntime:
+    """ExecuTorch files timed by `tools/timm_executorch.py serve` in ExecuTorch's Python, one process a thread
+    count, inside ``benchmark_interleaved`` beside the TFLite files."""
+
+    def __init__(self, python):
+        self.python, self.servers = python, {}
+
+    def file(self, path):
+        runtime = self
+
+        class File:
+            delegate = "executorch-xnnpack"
+
+            def __init__(self):
+                self.path = path
+
+            def load(self, threads, rng):
+                ask = runtime.server(threads)
+                answer = ask({"load": os.fspath(path)})
+                return (lambda: ask({"run": answer["id"]})["ms"]), answer["init_ms"]
+        return File()
+
+    def server(self, threads):
+        if threads not in self.servers:
+            process = subprocess.Popen(
+                [self.python, os.path.join(HERE, "..", "tools", "timm_executorch.py"), "serve", "--threads",
+                 str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+            def ask(request):
+                process.stdin.write(json.dumps(request) + "\n")
+                process.stdin.flush()
+                line = process.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"the ExecuTorch server stopped on {request}")
+                return json.loads(line)
+            self.servers[threads] = (process, ask)
+        return self.servers[threads][1]
+
+    def close(self):
+        for process, _ in self.servers.values():
+            process.stdin.close()
+            process.wait()
+
+
+# Ours against the peers: kimm's Keras models through TFLiteConverter, and timm's through litert-torch (int8 with
+# ai-edge-quantizer), ExecuTorch's XNNPACK backend (int8 with pt2e) and ONNX Runtime.
+PEER_MODELS = ("mobilevitv2_050", "mobilevitv2_100", "mobilevit_xxs", "mobilevit_s")
+RUNTIMES = {"keras_mobilevitv2": "TFLite XNNPACK", "kimm": "TFLite XNNPACK", "timm via litert-torch": "TFLite XNNPACK",
+            "timm on ExecuTorch": "ExecuTorch XNNPACK", "timm (ONNX Runtime)": "ONNX Runtime"}
+
+
+def part_peers(convert, rounds, pythons):
+    """``pythons``: {"onnx" | "litert-torch" | "executorch": a Python with torch, timm and that tool, or None}."""
     import kimm
+    import numpy as np
 
-    pairs = {"mobilevitv2_050": kimm.models.MobileViTV2W050, "mobilevitv2_100": kimm.models.MobileViTV2W100,
-             "mobilevit_xxs": kimm.models.MobileViTXXS, "mobilevit_s": kimm.models.MobileViTS}
-    files = {}
-    for name, peer in pairs.items():
+    kimm_models = {"mobilevitv2_050": kimm.models.MobileViTV2W050, "mobilevitv2_100": kimm.models.MobileViTV2W100,
+                   "mobilevit_xxs": kimm.models.MobileViTXXS, "mobilevit_s": kimm.models.MobileViTS}
+    files, notes = {}, []
+    for name in PEER_MODELS:
         ours = kmv.create_model(name, input_shape=(256, 256, 3), classifier_activation=None)
-        theirs = peer(input_shape=(256, 256, 3), weights=None, classifier_activation=None)
+        theirs = kimm_models[name](input_shape=(256, 256, 3), weights=None, classifier_activation=None)
         for precision in ("fp32", "int8"):
             files[("keras_mobilevitv2", name, precision)] = convert(f"ours_{name}", ours, precision, 256)
             files[("kimm", name, precision)] = convert(f"kimm_{name}", theirs, precision, 256, ours=False)
         keras.backend.clear_session()
-    onnx, note = _timm_onnx(torch_python, convert.work, ["mobilevitv2_050", "mobilevit_xxs"])
+    images = os.path.join(convert.work, "calibration_256.npy")
+    np.save(images, np.concatenate([batch[0] for batch in convert.calibration_batches(256)]))
+    executorch = None
+    for peer, script, args in (("litert-torch", "timm_litert.py", [convert.work]),
+                               ("executorch", "timm_executorch.py", ["export", convert.work])):
+        if not pythons.get(peer):
+            notes.append(f"{peer}: not measured (no --{peer}-python given)")
+            continue
+        print(f"converting timm's models with {peer}", file=sys.stderr, flush=True)
+        paths, failure = _run_tool(pythons[peer], script, *args, "--models", *PEER_MODELS, "--calibration", images)
+        if failure:
+            notes.append(f"{peer}: not measured ({failure})")
+        if peer == "executorch" and paths:
+            executorch = ExecuTorchRuntime(pythons[peer])
+        for path in paths:
+            name, precision = os.path.basename(path).rsplit(".", 1)[0].rsplit("_", 2)[::2]
+            implementation = "timm via litert-torch" if peer == "litert-torch" else "timm on ExecuTorch"
+            files[(implementation, name, precision)] = executorch.file(path) if peer == "executorch" else path
+    onnx, note = _timm_onnx(pythons.get("onnx"), convert.work, ["mobilevitv2_050", "mobilevit_xxs"])
+    if note:
+        notes.append(f"timm through ONNX Runtime: not measured ({note})")
     for name, path in onnx.items():
         files[("timm (ONNX Runtime)", name, "fp32")] = path
-    timed = benchmark_interleaved({key: (path, 1) for key, path in files.items()}, rounds=rounds, runs=2)
-    rows = [{"implementation": impl, "model": name, "precision": precision, "runtime":
-             "ONNX Runtime" if impl.startswith("timm") else "TFLite XNNPACK", "ms_1t": round(r.median_ms, 2)}
-            for (impl, name, precision), r in timed.items()]
-    return rows, note
+    timed = {}
+    try:
+        for threads in (1, 2):
+            timed[threads] = benchmark_interleaved({key: (path, threads) for key, path in files.items()},
+                                                   rounds=rounds, runs=2)
+    finally:
+        if executorch:
+            executorch.close()
+    rows = []
+    for implementation in RUNTIMES:
+        for name in PEER_MODELS:
+            for precision in ("fp32", "int8"):
+                key = (implementation, name, precision)
+                if key in files:
+                    ms = {threads: timed[threads][key].median_ms for threads in timed}
+                    ours = {threads: timed[threads][("keras_mobilevitv2", name, "fp32")].median_ms
+                            for threads in timed}
+                    rows.append({"implementation": implementation, "model": name, "precision": precision,
+                                 "runtime": RUNTIMES[implementation], "ms_1t": round(ms[1], 2),
+                                 "ms_2t": round(ms[2], 2), "over_ours_fp32_1t": round(ms[1] / ours[1], 2),
+                                 "over_ours_fp32_2t": round(ms[2] / ours[2], 2)})
+    return rows, notes
 
 
 def plot_zoo(rows, path):
@@ -212,7 +314,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", nargs="+", choices=["zoo", "scaling", "peers"], default=["zoo", "scaling", "peers"])
     parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--torch-python", help="a Python with torch and timm, to export timm's models to ONNX")
+    parser.add_argument("--torch-python", help="a Python with torch, timm and onnx, to export timm's models to ONNX")
+    parser.add_argument("--litert-torch-python", help="a Python with timm, litert-torch and ai-edge-quantizer "
+                        "(see tools/timm_litert.py)")
+    parser.add_argument("--executorch-python", help="a Python with timm and executorch (tools/timm_executorch.py)")
     parser.add_argument("--out", default=RESULTS)
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
@@ -241,12 +346,14 @@ def main(argv=None):
                 ok &= met
             write_part(args.out, "scaling", lines + ["", "![latency against tokens](paper_scaling.png)"])
         if "peers" in args.parts:
-            rows, note = part_peers(convert, args.rounds, args.torch_python)
+            pythons = {"onnx": args.torch_python, "litert-torch": args.litert_torch_python,
+                       "executorch": args.executorch_python}
+            rows, notes = part_peers(convert, args.rounds, pythons)
             write_csv(rows, os.path.join(args.out, "paper_peers.csv"))
-            lines = ["## Peers in the same run, 256x256, 1 thread", "", header, "", *markdown_table(rows)]
-            if note:
-                lines += ["", f"timm through ONNX Runtime: not measured ({note})."]
-            write_part(args.out, "peers", lines)
+            lines = ["## Peers in the same run, 256x256, 1 and 2 threads", "", header, "",
+                     "`over_ours_fp32`: time over this kit's float32 file of the same model in the same run.", "",
+                     *markdown_table(rows)]
+            write_part(args.out, "peers", lines + [""] + [f"- {note}." for note in notes] if notes else lines)
     parts = [os.path.join(args.out, f"paper_{part}.md") for part in ("zoo", "scaling", "peers")]
     text = "\n\n".join(open(path, encoding="utf-8").read().strip() for path in parts if os.path.exists(path)) + "\n"
     write_text(os.path.join(args.out, "paper_claims.md"), text)

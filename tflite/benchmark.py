@@ -9,6 +9,7 @@ process; Android figures are parsed from the tool's own output (see ``android``)
 
 import csv
 import dataclasses
+import functools
 import io
 import os
 import sys
@@ -188,18 +189,20 @@ def _loaded_runner(path, threads, rng, delegate="xnnpack"):
 def benchmark_interleaved(models, rounds=20, runs=5, warmup=10, progress=True):
     """Times several model files in turns: ``{name: BenchmarkResult}``.
 
-    ``models``: ``{name: (path, threads)}``, ``.tflite`` files (LiteRT, XNNPACK) or
-    ``.onnx`` peers (ONNX Runtime). Every round invokes each model ``runs`` times,
-    so a slow spell of a shared machine hits all of them alike: compare the
-    medians of one call, not figures of separate runs.
+    ``models``: ``{name: (source, threads)}``, the source a ``.tflite`` file (LiteRT,
+    XNNPACK), an ``.onnx`` peer (ONNX Runtime), or a peer running in another process:
+    an object with ``path``, ``delegate`` and ``load(threads, rng)`` giving ``(invoke,
+    init_ms)``, whose ``invoke()`` runs the model once and returns the milliseconds
+    it measured there. Every round invokes each model ``runs`` times, so a slow
+    spell of a shared machine hits all of them alike: compare the medians of one
+    call, not figures of separate runs.
     """
     rng = np.random.default_rng(0)
     runners, first, init = {}, {}, {}
-    for name, (path, threads) in models.items():
-        runners[name], init[name] = _loaded_runner(path, threads, rng)
-        start = time.perf_counter()
-        runners[name]()
-        first[name] = (time.perf_counter() - start) * 1e3
+    for name, (source, threads) in models.items():
+        load = source.load if hasattr(source, "load") else functools.partial(_loaded_runner, source)
+        runners[name], init[name] = load(threads, rng)
+        first[name] = _timed(runners[name])
         for _ in range(warmup):
             runners[name]()
     times = {name: [] for name in models}
@@ -207,15 +210,30 @@ def benchmark_interleaved(models, rounds=20, runs=5, warmup=10, progress=True):
     for round_index in range(rounds):
         for name, invoke in runners.items():
             for _ in range(runs):
-                start = time.perf_counter()
-                invoke()
-                times[name].append((time.perf_counter() - start) * 1e3)
+                times[name].append(_timed(invoke))
         shown.update(round_index + 1, f"timing {len(models)} models in turns: round {round_index + 1}/{rounds}")
     shown.close()
-    return {name: BenchmarkResult(model=os.fspath(path), device="host", threads=threads,
-                                  delegate="onnxruntime" if os.fspath(path).endswith(".onnx") else "xnnpack",
-                                  init_ms=init[name], **summarise_times(first[name], [], times[name]))
-            for name, (path, threads) in models.items()}
+    return {name: BenchmarkResult(model=_source_path(source), device="host", threads=threads,
+                                  delegate=_source_delegate(source), init_ms=init[name],
+                                  **summarise_times(first[name], [], times[name]))
+            for name, (source, threads) in models.items()}
+
+
+def _timed(invoke):
+    """Milliseconds of one call: as the runner measured it in its own process, or here."""
+    start = time.perf_counter()
+    reported = invoke()
+    return reported if isinstance(reported, float) else (time.perf_counter() - start) * 1e3
+
+
+def _source_path(source):
+    return os.fspath(source.path if hasattr(source, "load") else source)
+
+
+def _source_delegate(source):
+    if hasattr(source, "load"):
+        return source.delegate
+    return "onnxruntime" if os.fspath(source).endswith(".onnx") else "xnnpack"
 
 
 # ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import keras_mobilevitv2 as kmv
 from keras_mobilevitv2.cli import main as cli_main
 from mobilevitv2_tflite.android import (AndroidBenchmarkError, benchmark_android, parse_benchmark_output,
                                         remote_names)
-from mobilevitv2_tflite.benchmark import benchmark_host
+from mobilevitv2_tflite.benchmark import benchmark_host, benchmark_interleaved
 from mobilevitv2_tflite.convert import convert
 
 from conftest import FIXTURES
@@ -46,6 +46,33 @@ def test_host_benchmark_reports_benchmark_model_figures(small_models):
         assert result.peak_memory_mb is not None and result.peak_memory_mb >= result.memory_init_mb - 1e-6
     reference = benchmark_host(small_models[0], runs=3, warmup=0, delegate="cpu")
     assert reference.ok and reference.delegate == "cpu"
+
+
+def test_interleaved_timing_records_what_a_peer_in_another_process_measured(small_models):
+    """A peer timed by its own runtime in another process (ExecuTorch's, say) reports each call's time; that time
+    is recorded, not the round trip around it, beside the .tflite files timed here."""
+    import time
+
+    class OtherProcess:
+        path, delegate = "peer.pte", "executorch-xnnpack"
+
+        def load(self, threads, rng):
+            self.threads = threads
+
+            def invoke():
+                time.sleep(0.004)  # the pipe and the other process's work
+                return 0.5
+            return invoke, 2.0
+
+    peer = OtherProcess()
+    timed = benchmark_interleaved({"fp32": (small_models[0], 1), "peer": (peer, 2)}, rounds=3, runs=2, warmup=1,
+                                  progress=False)
+    assert peer.threads == 2
+    assert timed["peer"].median_ms == timed["peer"].max_ms == 0.5 and timed["peer"].runs == 6
+    assert timed["peer"].delegate == "executorch-xnnpack" and timed["peer"].model == "peer.pte"
+    assert timed["peer"].init_ms == 2.0 and timed["peer"].threads == 2
+    assert timed["fp32"].delegate == "xnnpack" and timed["fp32"].model == small_models[0]
+    assert 0 < timed["fp32"].min_ms <= timed["fp32"].median_ms and timed["fp32"].runs == 6
 
 
 def test_benchmark_command_writes_every_format_and_keeps_existing_files(small_models, tmp_path, capsys):
