@@ -76,14 +76,21 @@ def read_csv(path):
 
 
 def machine():
-    """The processor, cores, OS and Python of this machine, in a line."""
-    processor = platform.processor() or platform.machine()
+    """The processor (with the vector instructions XNNPACK's int8 kernels depend on), cores, OS and Python of this
+    machine, in a line."""
+    processor, flags = platform.processor() or platform.machine(), set()
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as info:
-            processor = next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+            lines = info.read().splitlines()
+        processor = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
+        flags = set(next(line.split(":", 1)[1].split() for line in lines if line.startswith("flags")))
     except (OSError, StopIteration):
         pass
-    return f"{processor}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}"
+    vector = ("AVX-512 with VNNI" if "avx512_vnni" in flags else "AVX-512, no VNNI" if "avx512f" in flags
+              else "AVX2, no AVX-512" if "avx2" in flags else "")
+    processor += f" ({vector})" if vector else ""
+    return (f"{processor}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}")
 
 
 def markdown_table(rows):

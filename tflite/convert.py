@@ -11,6 +11,7 @@ import numpy as np
 
 from keras_mobilevitv2.files import atomic_output, check_output_path
 
+from .float_islands import float_islands_in_quantized, quantize_with_float_islands
 from .graph import GraphRewrites, check_strips, rewrite_for_conversion
 from .metadata import add_metadata
 
@@ -274,8 +275,10 @@ def check_outputs(task, outputs):
 
 
 def is_quantization_aware(model):
-    """True for a model with tfmot's fake-quantization wrappers."""
-    return any(type(layer).__name__.startswith("QuantizeWrapper") for layer in model.layers)
+    """True for a model with tfmot's fake-quantization wrappers, in it or in a model inside it (as
+    ``fixed_size_model`` wraps it)."""
+    return any(type(layer).__name__.startswith("QuantizeWrapper")
+               or (hasattr(layer, "layers") and is_quantization_aware(layer)) for layer in model.layers)
 
 
 def calibration_images(data_dir, facts, size, steps=200):
@@ -367,8 +370,8 @@ def convert(model, out, precision="fp32", calibration_data=None, calibration_ste
             ``logits`` at the input size or ``mask`` (the category of every pixel).
         postprocessing: a ``DetectionPostprocessing`` (score and IoU thresholds,
             max detections, NMS) for ``detections``; default the Keras model's.
-        float_islands: for ``int8`` (not QAT), keep the ops XNNPACK has no int8
-            kernel for in float inside the file (``quantize_with_float_islands``),
+        float_islands: for ``int8`` (post-training or QAT), keep the ops XNNPACK
+            has no int8 kernel for in float inside the file (``float_islands``),
             so that XNNPACK runs the whole graph; ``False``: every op in int8, for
             integer-only accelerators.
     Returns a ``ConversionReport``. The file carries the model's preprocessing
@@ -440,15 +443,22 @@ def tflite_content(model, precision="fp32", calibration=None, io_type="float32",
     """The ``.tflite`` bytes of a fixed-size Keras model (Keras 3 or tf_keras), builtin ops only.
 
     ``calibration``: for ``int8``, a list of ``[image batch]`` inputs as the model
-    takes them. ``float_islands``: for ``int8`` post-training quantization, keep
-    the ops XNNPACK has no int8 kernel for in float inside the int8 file
-    (``quantize_with_float_islands``), so XNNPACK runs the whole graph. Any Keras
+    takes them. ``float_islands``: for ``int8``, keep the ops XNNPACK has no int8
+    kernel for in float inside the int8 file (module ``float_islands``), so XNNPACK runs
+    the whole graph: quantized around them after calibration, or, for a
+    quantization-aware model, turned to float in the quantized file. Any Keras
     model converts here the same way (the speed benchmark converts kimm's with it,
     without islands, as TFLiteConverter does by default).
     """
-    if precision == "int8" and float_islands and not is_quantization_aware(model):
-        return quantize_calibrated(calibrated_content(model, calibration), io_type)
-    return _converted(model, precision, calibration, io_type)
+    if precision != "int8" or not float_islands:
+        return _converted(model, precision, calibration, io_type)
+    quantization_aware = is_quantization_aware(model)
+    converted = _converted(model, precision, calibration, io_type) if quantization_aware \
+        else calibrated_content(model, calibration)
+    try:
+        return float_islands_in_quantized(converted) if quantization_aware else quantize_calibrated(converted, io_type)
+    except Exception as error:  # noqa: BLE001 - TensorFlow's quantizer, reported in a line
+        raise ConversionError(f"int8 quantization failed: {(str(error).splitlines() or ['?'])[0][:300]}") from None
 
 
 def calibrated_content(model, calibration):
@@ -483,18 +493,6 @@ def _converted(model, precision, calibration=None, io_type="float32", calibrate_
         raise ConversionError(f"conversion failed: {str(error).splitlines()[0][:300]}") from None
 
 
-# Ops XNNPACK has no int8 kernel for: left in an int8 file, TFLite's reference kernels run them, each one
-# splitting XNNPACK's graph, with a hop out and back in (mobilevitv2_050: 31 partitions; mobilevit_xxs: 52,
-# and its int8 file 2.7x slower than its float32 one). Kept in float, XNNPACK runs them and the QUANTIZE /
-# DEQUANTIZE around them: one partition. SQUARED_DIFFERENCE is Keras' LayerNormalization's (v1).
-FLOAT_ISLAND_OPS = ("RSQRT", "SOFTMAX", "BATCH_MATMUL", "SQUARED_DIFFERENCE")
-
-
-# XNNPACK's int8 ADD / SUB take each input's scale over the output's in [2^-10, 2^8), its MUL the product of
-# the inputs' scales over the output's in [2^-16, 2^8) (xnnpack_delegate.cc); outside, TFLite's kernel runs the op.
-XNNPACK_SCALE_RATIOS = {"ADD": (2.0 ** -10, 2.0 ** 8), "SUB": (2.0 ** -10, 2.0 ** 8), "MUL": (2.0 ** -16, 2.0 ** 8)}
-
-
 def quantize_calibrated(calibrated, io_type="float32", float_islands=True):
     """Full-integer ``.tflite`` bytes from ``calibrated_content``: with float islands
     (``quantize_with_float_islands``), or every op in int8 (TensorFlow's quantizer as TFLiteConverter runs it)."""
@@ -505,70 +503,6 @@ def quantize_calibrated(calibrated, io_type="float32", float_islands=True):
 
     return lite_convert.mlir_quantize(calibrated, input_data_type=getattr(tf, io_type),
                                       output_data_type=getattr(tf, io_type))
-
-
-def quantize_with_float_islands(calibrated, io_type="float32"):
-    """Full-integer quantization of a calibrated float ``.tflite`` (bytes), with ``FLOAT_ISLAND_OPS`` and the
-    element-wise ops whose int8 scales XNNPACK refuses kept in float.
-
-    Those are additions of a constant far smaller than the tensor it is added to: the norms' ``variance +
-    epsilon`` (epsilon / 255 is about 1e-5 of the variance's scale; in int8 epsilon rounds to 0 anyway) and a
-    trained norm's near-zero shifts. They are found in the quantized file, by its scales, and the file is
-    quantized again with them in float. The rest of the graph is quantized exactly as TFLiteConverter does it
-    (the same MLIR quantizer); the float ops read and write the int8 tensors through DEQUANTIZE and QUANTIZE.
-    """
-    import tensorflow as tf
-    from tensorflow.lite.python import convert as lite_convert
-
-    kept_in_float = []
-    for _ in range(4):  # a second pass finds none so far; a few more, should float ops move their neighbours
-        content = lite_convert.mlir_quantize(
-            calibrated, input_data_type=getattr(tf, io_type), output_data_type=getattr(tf, io_type),
-            denylisted_ops=list(FLOAT_ISLAND_OPS), denylisted_nodes=kept_in_float or None)
-        refused = [name for name in scales_xnnpack_refuses(content) if name not in kept_in_float]
-        if not refused:
-            break
-        kept_in_float += refused
-    return content
-
-
-def _graph_ops(content):
-    """``(op name, [(input tensor name, scale)], [(output tensor name, scale)])`` of the main graph; the scale
-    is None for a float tensor, or a per-channel one."""
-    from tensorflow.lite.python import schema_py_generated as schema
-
-    model = schema.Model.GetRootAsModel(bytearray(content), 0)
-    op_names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
-    graph = model.Subgraphs(0)
-
-    def tensor(index):
-        quantization = graph.Tensors(index).Quantization()
-        scale = quantization.Scale(0) if quantization is not None and quantization.ScaleLength() == 1 else None
-        return graph.Tensors(index).Name().decode("utf-8"), scale
-
-    for i in range(graph.OperatorsLength()):
-        op = graph.Operators(i)
-        code = codes[op.OpcodeIndex()]
-        yield (op_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM"),
-               [tensor(op.Inputs(j)) for j in range(op.InputsLength()) if op.Inputs(j) >= 0],
-               [tensor(op.Outputs(j)) for j in range(op.OutputsLength())])
-
-
-def scales_xnnpack_refuses(content):
-    """The output names of the int8 element-wise ops of ``.tflite`` bytes whose scales XNNPACK refuses."""
-    refused = []
-    for name, inputs, outputs in _graph_ops(content):
-        if name not in XNNPACK_SCALE_RATIOS or len(inputs) != 2 or outputs[0][1] is None:
-            continue
-        scales = [scale for _, scale in inputs]
-        if None in scales:
-            continue
-        low, high = XNNPACK_SCALE_RATIOS[name]
-        ratios = [scales[0] * scales[1] / outputs[0][1]] if name == "MUL" else [s / outputs[0][1] for s in scales]
-        if not all(low <= ratio < high for ratio in ratios):
-            refused.append(outputs[0][0])
-    return refused
 
 
 def write_tflite(content, out, facts, input_size, precision, io_type, outputs, **more):

@@ -1,4 +1,4 @@
-"""timm's models (random weights, eval mode) on ExecuTorch's XNNPACK backend, for the peer timing.
+"""timm's models (random weights, eval mode, see timm_models.py) on ExecuTorch's XNNPACK backend, for the peer timing.
 
 Runs in its own virtualenv (PyTorch is never a dependency of this kit):
 
@@ -29,9 +29,10 @@ import time
 import numpy as np
 import torch
 
+from timm_models import random_timm_model
+
 
 def export(out, names, size, calibration_path):
-    import timm
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
                                                                          get_symmetric_quantization_config)
@@ -44,7 +45,7 @@ def export(out, names, size, calibration_path):
         calibration = [torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)[None] / 255.0))
                        for image in images]
     for name in names:
-        model = timm.create_model(name, pretrained=False).eval()
+        model = random_timm_model(name)
         example = (torch.rand(1, 3, size, size),)
         graphs = {"fp32": torch.export.export(model, example, strict=False)}
         if calibration is not None:

@@ -1,4 +1,4 @@
-"""Converts timm's models (random weights, eval mode) to LiteRT with Google's litert-torch, for the peer timing:
+"""Converts timm's models (random weights, eval mode, see timm_models.py) to LiteRT with Google's litert-torch, for the peer timing:
 float32, and static int8 (int8 weights and activations) through ai-edge-quantizer, calibrated on the images given.
 
 Runs in its own virtualenv (PyTorch is never a dependency of this kit):
@@ -17,10 +17,11 @@ import argparse
 import os
 
 import numpy as np
-import timm
 import torch
 import torch.nn.functional as F
 from timm.models import mobilevit
+
+from timm_models import random_timm_model
 
 
 def _broadcast_self_attn(self, x):
@@ -48,7 +49,7 @@ def main():
         images = np.load(args.calibration, allow_pickle=False).astype(np.float32)
         calibration = [np.ascontiguousarray(image.transpose(2, 0, 1)[None] / 255.0) for image in images]
     for name in args.models:
-        model = timm.create_model(name, pretrained=False).eval()
+        model = random_timm_model(name)
         example = (torch.rand(1, 3, args.size, args.size),)
         float_path = os.path.join(args.out, f"{name}_litert_fp32.tflite")
         with torch.no_grad():

@@ -1,4 +1,4 @@
-"""Exports timm's models (random weights, eval mode) to ONNX for the peer timing. Runs with PyTorch and timm.
+"""Exports timm's models (random weights, eval mode, see timm_models.py) to ONNX for the peer timing. Runs with PyTorch and timm.
 
 Each model takes NCHW float32 RGB in [0, 1] at a fixed batch of one and size.
 
@@ -8,8 +8,9 @@ Each model takes NCHW float32 RGB in [0, 1] at a fixed batch of one and size.
 import argparse
 import os
 
-import timm
 import torch
+
+from timm_models import random_timm_model
 
 
 def main():
@@ -19,7 +20,7 @@ def main():
     parser.add_argument("--size", type=int, default=256)
     args = parser.parse_args()
     for name in args.models:
-        model = timm.create_model(name, pretrained=False).eval()
+        model = random_timm_model(name)
         example = torch.rand(1, 3, args.size, args.size)
         path = os.path.join(args.out, f"{name}.onnx")
         with torch.no_grad():

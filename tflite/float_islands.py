@@ -1,0 +1,175 @@
+"""int8 files that XNNPACK runs whole: the ops it has no int8 kernel for kept in float ("float islands").
+
+XNNPACK has no int8 kernel for RSQRT (the norms), SOFTMAX, BATCH_MATMUL (MobileViT v1's attention) and
+SQUARED_DIFFERENCE (Keras' LayerNormalization), and refuses an int8 ADD / SUB / MUL whose scales are too far
+apart. Left in int8, TFLite's reference kernels run them, each one splitting XNNPACK's graph, with a hop out
+and back in (mobilevitv2_050: 31 partitions; mobilevit_xxs: 52, and its int8 file 2.7x slower than its float32
+one). Kept in float, between a DEQUANTIZE and a QUANTIZE that XNNPACK also runs: one partition.
+
+Two ways in, one for each way an int8 file is made:
+
+- post-training quantization: ``quantize_with_float_islands`` quantizes a calibrated float file with TensorFlow's
+  own quantizer, told which ops to leave in float;
+- quantization-aware training, whose converter takes its ranges from the fake-quant nodes, with no calibration
+  step to hook into: ``float_islands_in_quantized`` turns those ops of the finished int8 file into float ops.
+"""
+
+import numpy as np
+
+# SQUARED_DIFFERENCE is Keras' LayerNormalization's (v1).
+FLOAT_ISLAND_OPS = ("RSQRT", "SOFTMAX", "BATCH_MATMUL", "SQUARED_DIFFERENCE")
+
+# XNNPACK's int8 ADD / SUB take each input's scale over the output's in [2^-10, 2^8), its MUL the product of
+# the inputs' scales over the output's in [2^-16, 2^8) (xnnpack_delegate.cc); outside, TFLite's kernel runs the op.
+XNNPACK_SCALE_RATIOS = {"ADD": (2.0 ** -10, 2.0 ** 8), "SUB": (2.0 ** -10, 2.0 ** 8), "MUL": (2.0 ** -16, 2.0 ** 8)}
+
+
+def quantize_with_float_islands(calibrated, io_type="float32"):
+    """Full-integer quantization of a calibrated float ``.tflite`` (bytes), with ``FLOAT_ISLAND_OPS`` and the
+    element-wise ops whose int8 scales XNNPACK refuses kept in float.
+
+    Those are additions of a constant far smaller than the tensor it is added to: the norms' ``variance +
+    epsilon`` (epsilon / 255 is about 1e-5 of the variance's scale; in int8 epsilon rounds to 0 anyway) and a
+    trained norm's near-zero shifts. They are found in the quantized file, by its scales, and the file is
+    quantized again with them in float. The rest of the graph is quantized exactly as TFLiteConverter does it
+    (the same MLIR quantizer); the float ops read and write the int8 tensors through DEQUANTIZE and QUANTIZE.
+    """
+    import tensorflow as tf
+    from tensorflow.lite.python import convert as lite_convert
+
+    kept_in_float = []
+    for _ in range(4):  # a second pass finds none so far; a few more, should float ops move their neighbours
+        content = lite_convert.mlir_quantize(
+            calibrated, input_data_type=getattr(tf, io_type), output_data_type=getattr(tf, io_type),
+            denylisted_ops=list(FLOAT_ISLAND_OPS), denylisted_nodes=kept_in_float or None)
+        refused = [name for name in scales_xnnpack_refuses(content) if name not in kept_in_float]
+        if not refused:
+            break
+        kept_in_float += refused
+    return content
+
+
+def float_islands_in_quantized(content):
+    """int8 ``.tflite`` bytes with every ``FLOAT_ISLAND_OPS`` op, and every element-wise op whose scales XNNPACK
+    refuses, turned into its float op: DEQUANTIZE on each int8 input (a constant input is stored dequantized),
+    QUANTIZE back to the int8 output with its scale and zero point. The numbers are those of TFLite's int8
+    kernels up to rounding (the same ranges in and out); the rest of the file is untouched."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    graph = model.subgraphs[0]
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+
+    def op_name(op):
+        code = model.operatorCodes[op.opcodeIndex]
+        return names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+
+    def opcode_index(name):
+        builtin = getattr(schema.BuiltinOperator, name)
+        for index, code in enumerate(model.operatorCodes):
+            if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
+                return index
+        code = schema.OperatorCodeT()
+        code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 2
+        model.operatorCodes.append(code)
+        return len(model.operatorCodes) - 1
+
+    def per_tensor_int8(index):
+        tensor = graph.tensors[index]
+        quantization = tensor.quantization
+        return (tensor.type == schema.TensorType.INT8 and quantization is not None
+                and quantization.scale is not None and len(quantization.scale) == 1)
+
+    def float_twin(index, values=None):
+        """A float32 tensor shaped as tensor ``index``: empty, or a constant holding ``values``."""
+        tensor, twin = graph.tensors[index], schema.TensorT()
+        twin.name = tensor.name + b"/float"
+        twin.shape, twin.shapeSignature, twin.hasRank = tensor.shape, tensor.shapeSignature, tensor.hasRank
+        twin.type, twin.buffer = schema.TensorType.FLOAT32, 0
+        if values is not None:
+            buffer = schema.BufferT()
+            buffer.data = np.frombuffer(values.astype("<f4").tobytes(), np.uint8)
+            model.buffers.append(buffer)
+            twin.buffer = len(model.buffers) - 1
+        graph.tensors.append(twin)
+        return len(graph.tensors) - 1
+
+    def constant(index):
+        data = model.buffers[graph.tensors[index].buffer].data
+        return None if data is None or len(data) == 0 else np.asarray(data, np.uint8).view(np.int8)
+
+    refused = set(scales_xnnpack_refuses(content))
+    operators = []
+    for op in graph.operators:
+        outputs = [graph.tensors[i].name.decode("utf-8") for i in op.outputs]
+        chosen = op_name(op) in FLOAT_ISLAND_OPS or any(name in refused for name in outputs)
+        quantized = [i for i in list(op.inputs) + list(op.outputs) if i >= 0 and per_tensor_int8(i)]
+        if not chosen or not quantized:
+            operators.append(op)
+            continue
+        for position, index in enumerate(op.inputs):
+            if index < 0 or not per_tensor_int8(index):
+                continue
+            values = constant(index)
+            if values is not None:
+                quantization = graph.tensors[index].quantization
+                op.inputs[position] = float_twin(
+                    index, (values.astype(np.float32) - quantization.zeroPoint[0]) * quantization.scale[0])
+                continue
+            op.inputs[position] = float_twin(index)
+            operators.append(_operator(opcode_index("DEQUANTIZE"), index, op.inputs[position]))
+        operators.append(op)
+        for position, index in enumerate(op.outputs):
+            if per_tensor_int8(index):
+                op.outputs[position] = float_twin(index)
+                operators.append(_operator(opcode_index("QUANTIZE"), op.outputs[position], index))
+    graph.operators = operators
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _operator(opcode_index, source, target):
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    op = schema.OperatorT()
+    op.opcodeIndex, op.inputs, op.outputs = opcode_index, [source], [target]
+    return op
+
+
+def graph_ops(content):
+    """``(op name, [(input tensor name, scale)], [(output tensor name, scale)])`` of the main graph; the scale
+    is None for a float tensor, or a per-channel one."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(bytearray(content), 0)
+    op_names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
+    graph = model.Subgraphs(0)
+
+    def tensor(index):
+        quantization = graph.Tensors(index).Quantization()
+        scale = quantization.Scale(0) if quantization is not None and quantization.ScaleLength() == 1 else None
+        return graph.Tensors(index).Name().decode("utf-8"), scale
+
+    for i in range(graph.OperatorsLength()):
+        op = graph.Operators(i)
+        code = codes[op.OpcodeIndex()]
+        yield (op_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()), "CUSTOM"),
+               [tensor(op.Inputs(j)) for j in range(op.InputsLength()) if op.Inputs(j) >= 0],
+               [tensor(op.Outputs(j)) for j in range(op.OutputsLength())])
+
+
+def scales_xnnpack_refuses(content):
+    """The output names of the int8 element-wise ops of ``.tflite`` bytes whose scales XNNPACK refuses."""
+    refused = []
+    for name, inputs, outputs in graph_ops(content):
+        if name not in XNNPACK_SCALE_RATIOS or len(inputs) != 2 or outputs[0][1] is None:
+            continue
+        scales = [scale for _, scale in inputs]
+        if None in scales:
+            continue
+        low, high = XNNPACK_SCALE_RATIOS[name]
+        ratios = [scales[0] * scales[1] / outputs[0][1]] if name == "MUL" else [s / outputs[0][1] for s in scales]
+        if not all(low <= ratio < high for ratio in ratios):
+            refused.append(outputs[0][0])
+    return refused
