@@ -1,4 +1,4 @@
-"""timm's models (random weights, eval mode, see timm_models.py) on ExecuTorch's XNNPACK backend, for the peer timing.
+"""timm's models on ExecuTorch's XNNPACK backend, for the peer timing (random weights as timm_models.py makes them).
 
 Runs in its own virtualenv (PyTorch is never a dependency of this kit):
 

@@ -1,5 +1,7 @@
-"""Converts timm's models (random weights, eval mode, see timm_models.py) to LiteRT with Google's litert-torch, for the peer timing:
-float32, and static int8 (int8 weights and activations) through ai-edge-quantizer, calibrated on the images given.
+"""Converts timm's models to LiteRT with Google's litert-torch, for the peer timing.
+
+Float32, and static int8 (int8 weights and activations) through ai-edge-quantizer, calibrated on the images
+given. Random weights, eval mode, no zero residual branch (timm_models.py).
 
 Runs in its own virtualenv (PyTorch is never a dependency of this kit):
 

@@ -1,4 +1,6 @@
-"""Exports timm's models (random weights, eval mode, see timm_models.py) to ONNX for the peer timing. Runs with PyTorch and timm.
+"""Exports timm's models to ONNX for the peer timing. Runs with PyTorch and timm.
+
+Random weights, eval mode, no zero residual branch (timm_models.py).
 
 Each model takes NCHW float32 RGB in [0, 1] at a fixed batch of one and size.
 
