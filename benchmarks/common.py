@@ -39,7 +39,6 @@ class Converter:
         print(f"converted {name} at {size} to {precision}", file=sys.stderr, flush=True)
         return path
 
-
     def calibration_batches(self, size):
         """The calibration batches at ``size`` (RGB in [0, 255]), made once: every int8 file, peers' too, is
         calibrated on the same images."""

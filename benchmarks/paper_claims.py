@@ -223,8 +223,8 @@ def part_peers(convert, rounds, pythons):
             notes.append(f"{peer}: not measured ({failure})")
         if peer == "executorch" and paths:
             executorch = ExecuTorchRuntime(pythons[peer])
-        for path in paths:
-            name, precision = os.path.basename(path).rsplit(".", 1)[0].rsplit("_", 2)[::2]
+        for path in paths:  # {model}_{litert | executorch}_{fp32 | int8}.{tflite | pte}
+            name, _, precision = os.path.splitext(os.path.basename(path))[0].rsplit("_", 2)
             implementation = "timm via litert-torch" if peer == "litert-torch" else "timm on ExecuTorch"
             files[(implementation, name, precision)] = executorch.file(path) if peer == "executorch" else path
     onnx, note = _timm_onnx(pythons.get("onnx"), convert.work, ["mobilevitv2_050", "mobilevit_xxs"])
@@ -349,7 +349,9 @@ def main(argv=None):
             lines = ["## Peers in the same run, 256x256, 1 thread", "", header, "",
                      "`over_ours_fp32`: time over this kit's float32 file of the same model in the same run.", "",
                      *markdown_table(rows)]
-            write_part(args.out, "peers", lines + [""] + [f"- {note}." for note in notes] if notes else lines)
+            if notes:
+                lines += ["", *(f"- {note}." for note in notes)]
+            write_part(args.out, "peers", lines)
     parts = [os.path.join(args.out, f"paper_{part}.md") for part in ("zoo", "scaling", "peers")]
     text = "\n\n".join(open(path, encoding="utf-8").read().strip() for path in parts if os.path.exists(path)) + "\n"
     write_text(os.path.join(args.out, "paper_claims.md"), text)
