@@ -305,7 +305,15 @@ def _time_files(rows, out, rounds=10, runs=5):
         row.update(median_ms=result.median_ms, p5_ms=result.p5_ms, p95_ms=result.p95_ms)
     plot_latency(files, os.path.join(out, "latency.png"))
     lines = [f"{row['variant']}: median {row['median_ms']:.2f} ms (p95 {row['p95_ms']:.2f} ms)" for row in files]
-    return lines + [f"int8 runs {files[0]['median_ms'] / files[1]['median_ms']:.2f}x as fast as float32."]
+    return lines + [int8_speed_line(files[0]["median_ms"], files[1]["median_ms"])]
+
+
+def int8_speed_line(float32_ms, int8_ms):
+    """How int8 compares with float32 in time, in words that stay true when int8 is the slower one (it can be,
+    on a CPU without int8 dot products)."""
+    if int8_ms <= float32_ms:
+        return f"int8 runs {float32_ms / int8_ms:.2f}x as fast as float32."
+    return f"int8 takes {int8_ms / float32_ms:.2f}x as long as float32 on this CPU."
 
 
 def _latency_cell(row):

@@ -1,6 +1,7 @@
 """The command line, through the same entry point users run."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -48,6 +49,11 @@ def test_quickstart_runs_the_pipeline_and_resumes(tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "| float32 | model_fp32.tflite |" in report and "run/training_curves.png" in report
     assert (out / "latency.png").read_bytes()[:4] == b"\x89PNG"
+    # The speed line says which file is faster as the medians do (on some CPUs int8 is the slower one).
+    float32_ms, int8_ms = (float(row[6]) for row in rows)
+    speed = re.search(r"int8 (runs [0-9.]+x as fast as|takes [0-9.]+x as long as) float32", printed).group(0)
+    if float32_ms != int8_ms:
+        assert ("as fast as" in speed) == (int8_ms < float32_ms), (speed, float32_ms, int8_ms)
 
     model_file, int8_file = out / "run" / "model.keras", out / "model_int8.tflite"
     before = model_file.read_bytes(), int8_file.read_bytes()
