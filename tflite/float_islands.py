@@ -52,8 +52,8 @@ def quantize_with_float_islands(calibrated, io_type="float32"):
 def float_islands_in_quantized(content):
     """int8 ``.tflite`` bytes with every ``FLOAT_ISLAND_OPS`` op, and every element-wise op whose scales XNNPACK
     refuses, turned into its float op: DEQUANTIZE on each int8 input (a constant input is stored dequantized),
-    QUANTIZE back to the int8 output with its scale and zero point. The numbers are those of TFLite's int8
-    kernels up to rounding (the same ranges in and out); the rest of the file is untouched."""
+    QUANTIZE back to the int8 output with its scale and zero point. The same ranges in and out, so the file is
+    as accurate as with TFLite's int8 kernels, though not the same bits; the rest of the file is untouched."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -104,8 +104,10 @@ def float_islands_in_quantized(content):
     for op in graph.operators:
         outputs = [graph.tensors[i].name.decode("utf-8") for i in op.outputs]
         chosen = op_name(op) in FLOAT_ISLAND_OPS or any(name in refused for name in outputs)
-        quantized = [i for i in list(op.inputs) + list(op.outputs) if i >= 0 and per_tensor_int8(i)]
-        if not chosen or not quantized:
+        tensors = [i for i in list(op.inputs) + list(op.outputs) if i >= 0]
+        quantized = [i for i in tensors if per_tensor_int8(i)]
+        per_channel = [i for i in tensors if graph.tensors[i].type == schema.TensorType.INT8 and i not in quantized]
+        if not chosen or not quantized or per_channel:  # (an int8 op with per-channel scales is left as it is)
             operators.append(op)
             continue
         for position, index in enumerate(op.inputs):
