@@ -52,8 +52,9 @@ def quantize_with_float_islands(calibrated, io_type="float32"):
 def float_islands_in_quantized(content):
     """int8 ``.tflite`` bytes with every ``FLOAT_ISLAND_OPS`` op, and every element-wise op whose scales XNNPACK
     refuses, turned into its float op: DEQUANTIZE on each int8 input (a constant input is stored dequantized),
-    QUANTIZE back to the int8 output with its scale and zero point. The same ranges in and out, so the file is
-    as accurate as with TFLite's int8 kernels, though not the same bits; the rest of the file is untouched."""
+    QUANTIZE back to the int8 output with its scale and zero point; islands that feed each other pass floats.
+    The same ranges in and out, so the file is as accurate as with TFLite's int8 kernels, though not the same
+    bits; the rest of the file is untouched."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
@@ -100,7 +101,7 @@ def float_islands_in_quantized(content):
         return None if data is None or len(data) == 0 else np.asarray(data, np.uint8).view(np.int8)
 
     refused = set(scales_xnnpack_refuses(content))
-    operators = []
+    operators, float_of, requantized = [], {}, {}  # float_of: an island's int8 output -> its float value
     for op in graph.operators:
         outputs = [graph.tensors[i].name.decode("utf-8") for i in op.outputs]
         chosen = op_name(op) in FLOAT_ISLAND_OPS or any(name in refused for name in outputs)
@@ -113,6 +114,9 @@ def float_islands_in_quantized(content):
         for position, index in enumerate(op.inputs):
             if index < 0 or not per_tensor_int8(index):
                 continue
+            if index in float_of:  # another island's output: read in float, not through int8
+                op.inputs[position] = float_of[index]
+                continue
             values = constant(index)
             if values is not None:
                 quantization = graph.tensors[index].quantization
@@ -124,8 +128,13 @@ def float_islands_in_quantized(content):
         operators.append(op)
         for position, index in enumerate(op.outputs):
             if per_tensor_int8(index):
-                op.outputs[position] = float_twin(index)
-                operators.append(_operator(opcode_index("QUANTIZE"), op.outputs[position], index))
+                op.outputs[position] = float_of[index] = float_twin(index)
+                requantized[index] = _operator(opcode_index("QUANTIZE"), op.outputs[position], index)
+                operators.append(requantized[index])
+    # An island's int8 output that only other islands read (v1's attention chain, a norm's ADD and RSQRT) is not
+    # written at all.
+    read = {i for op in operators for i in op.inputs} | set(graph.outputs)
+    operators = [op for op in operators if not any(op is requantized.get(i) and i not in read for i in op.outputs)]
     graph.operators = operators
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
