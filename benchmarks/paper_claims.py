@@ -221,12 +221,13 @@ def part_peers(convert, rounds, pythons):
         paths, failure = _run_tool(pythons[peer], script, *args, "--models", *PEER_MODELS, "--calibration", images)
         if failure:
             notes.append(f"{peer}: not measured ({failure})")
-        if peer == "executorch" and paths:
-            executorch = ExecuTorchRuntime(pythons[peer])
         for path in paths:  # {model}_{litert | executorch}_{fp32 | int8}.{tflite | pte}
             name, _, precision = os.path.splitext(os.path.basename(path))[0].rsplit("_", 2)
-            implementation = "timm via litert-torch" if peer == "litert-torch" else "timm on ExecuTorch"
-            files[(implementation, name, precision)] = executorch.file(path) if peer == "executorch" else path
+            if peer == "executorch":
+                executorch = executorch or ExecuTorchRuntime(pythons[peer])
+                files[("timm on ExecuTorch", name, precision)] = executorch.file(path)
+            else:
+                files[("timm via litert-torch", name, precision)] = path
     onnx, note = _timm_onnx(pythons.get("onnx"), convert.work, ["mobilevitv2_050", "mobilevit_xxs"])
     if note:
         notes.append(f"timm through ONNX Runtime: not measured ({note})")

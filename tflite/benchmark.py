@@ -9,7 +9,6 @@ process; Android figures are parsed from the tool's own output (see ``android``)
 
 import csv
 import dataclasses
-import functools
 import io
 import os
 import sys
@@ -198,10 +197,11 @@ def benchmark_interleaved(models, rounds=20, runs=5, warmup=10, progress=True):
     call, not figures of separate runs.
     """
     rng = np.random.default_rng(0)
+    models = {name: (source if hasattr(source, "load") else _HostFile(source), threads)
+              for name, (source, threads) in models.items()}
     runners, first, init = {}, {}, {}
     for name, (source, threads) in models.items():
-        load = source.load if hasattr(source, "load") else functools.partial(_loaded_runner, source)
-        runners[name], init[name] = load(threads, rng)
+        runners[name], init[name] = source.load(threads, rng)
         first[name] = _timed(runners[name])
         for _ in range(warmup):
             runners[name]()
@@ -213,10 +213,21 @@ def benchmark_interleaved(models, rounds=20, runs=5, warmup=10, progress=True):
                 times[name].append(_timed(invoke))
         shown.update(round_index + 1, f"timing {len(models)} models in turns: round {round_index + 1}/{rounds}")
     shown.close()
-    return {name: BenchmarkResult(model=_source_path(source), device="host", threads=threads,
-                                  delegate=_source_delegate(source), init_ms=init[name],
+    return {name: BenchmarkResult(model=os.fspath(source.path), device="host", threads=threads,
+                                  delegate=source.delegate, init_ms=init[name],
                                   **summarise_times(first[name], [], times[name]))
             for name, (source, threads) in models.items()}
+
+
+class _HostFile:
+    """A ``.tflite`` or ``.onnx`` file timed in this process, as ``benchmark_interleaved`` takes any source."""
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        self.delegate = "onnxruntime" if self.path.endswith(".onnx") else "xnnpack"
+
+    def load(self, threads, rng):
+        return _loaded_runner(self.path, threads, rng)
 
 
 def _timed(invoke):
@@ -224,16 +235,6 @@ def _timed(invoke):
     start = time.perf_counter()
     reported = invoke()
     return reported if isinstance(reported, float) else (time.perf_counter() - start) * 1e3
-
-
-def _source_path(source):
-    return os.fspath(source.path if hasattr(source, "load") else source)
-
-
-def _source_delegate(source):
-    if hasattr(source, "load"):
-        return source.delegate
-    return "onnxruntime" if os.fspath(source).endswith(".onnx") else "xnnpack"
 
 
 # ---------------------------------------------------------------------------

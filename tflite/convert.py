@@ -452,11 +452,12 @@ def tflite_content(model, precision="fp32", calibration=None, io_type="float32",
     """
     if precision != "int8" or not float_islands:
         return _converted(model, precision, calibration, io_type)
-    quantization_aware = is_quantization_aware(model)
-    converted = _converted(model, precision, calibration, io_type) if quantization_aware \
-        else calibrated_content(model, calibration)
     try:
-        return float_islands_in_quantized(converted) if quantization_aware else quantize_calibrated(converted, io_type)
+        if is_quantization_aware(model):  # ranges from the fake-quant nodes: the islands made in the int8 file
+            return float_islands_in_quantized(_converted(model, precision, calibration, io_type))
+        return quantize_calibrated(calibrated_content(model, calibration), io_type)
+    except ConversionError:
+        raise
     except Exception as error:  # noqa: BLE001 - TensorFlow's quantizer, reported in a line
         raise ConversionError(f"int8 quantization failed: {(str(error).splitlines() or ['?'])[0][:300]}") from None
 

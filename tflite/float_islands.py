@@ -60,7 +60,7 @@ def float_islands_in_quantized(content):
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
     graph = model.subgraphs[0]
-    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    names = _builtin_names()
 
     def op_name(op):
         code = model.operatorCodes[op.opcodeIndex]
@@ -147,13 +147,20 @@ def _operator(opcode_index, source, target):
     return op
 
 
+def _builtin_names():
+    """TFLite's builtin op codes and their names (``CONV_2D``, ...), from its schema."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    return {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+
+
 def graph_ops(content):
     """``(op name, [(input tensor name, scale)], [(output tensor name, scale)])`` of the main graph; the scale
     is None for a float tensor, or a per-channel one."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     model = schema.Model.GetRootAsModel(bytearray(content), 0)
-    op_names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    op_names = _builtin_names()
     codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
     graph = model.Subgraphs(0)
 

@@ -29,7 +29,7 @@ import time
 import numpy as np
 import torch
 
-from timm_models import random_timm_model
+from timm_models import calibration_inputs, random_timm_model
 
 
 def export(out, names, size, calibration_path):
@@ -39,11 +39,7 @@ def export(out, names, size, calibration_path):
     from executorch.exir import to_edge_transform_and_lower
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    calibration = None
-    if calibration_path:
-        images = np.load(calibration_path, allow_pickle=False).astype(np.float32)
-        calibration = [torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)[None] / 255.0))
-                       for image in images]
+    calibration = calibration_inputs(calibration_path)
     for name in names:
         model = random_timm_model(name)
         example = (torch.rand(1, 3, size, size),)
@@ -53,7 +49,7 @@ def export(out, names, size, calibration_path):
             prepared = prepare_pt2e(graphs["fp32"].module(), quantizer)
             with torch.no_grad():
                 for image in calibration:
-                    prepared(image)
+                    prepared(torch.from_numpy(image))
             graphs["int8"] = torch.export.export(convert_pt2e(prepared), example, strict=False)
         for precision, graph in graphs.items():
             program = to_edge_transform_and_lower(graph, partitioner=[XnnpackPartitioner()]).to_executorch()

@@ -18,12 +18,11 @@ an ``.npy`` of NHWC RGB images in [0, 255] at the model's size; without it, int8
 import argparse
 import os
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from timm.models import mobilevit
 
-from timm_models import random_timm_model
+from timm_models import calibration_inputs, random_timm_model
 
 
 def _broadcast_self_attn(self, x):
@@ -46,10 +45,7 @@ def main():
     parser.add_argument("--calibration", help=".npy of NHWC RGB images in [0, 255]")
     args = parser.parse_args()
     mobilevit.LinearSelfAttention._forward_self_attn = _broadcast_self_attn
-    calibration = None
-    if args.calibration:
-        images = np.load(args.calibration, allow_pickle=False).astype(np.float32)
-        calibration = [np.ascontiguousarray(image.transpose(2, 0, 1)[None] / 255.0) for image in images]
+    calibration = calibration_inputs(args.calibration)
     for name in args.models:
         model = random_timm_model(name)
         example = (torch.rand(1, 3, args.size, args.size),)

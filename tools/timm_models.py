@@ -6,6 +6,7 @@ fresh ``mobilevitv2_050`` lacks a whole inverted-residual block. Timed that way,
 work than the model. Here every norm's scale is drawn from [0.5, 1.5], as trained weights would have it.
 """
 
+import numpy as np
 import timm
 import torch
 
@@ -19,3 +20,12 @@ def random_timm_model(name, seed=0):
             with torch.no_grad():
                 module.weight.uniform_(0.5, 1.5)
     return model.eval()
+
+
+def calibration_inputs(path):
+    """The images of an ``.npy`` of NHWC RGB in [0, 255] as timm's MobileViT takes them: NCHW float32 in [0, 1]
+    (mean 0, std 1), batches of one; none without a path."""
+    if not path:
+        return None
+    images = np.load(path, allow_pickle=False).astype(np.float32)
+    return [np.ascontiguousarray(image.transpose(2, 0, 1)[np.newaxis] / 255.0) for image in images]
