@@ -406,7 +406,9 @@ def layers_for(keras_module="keras"):
             self.sizes = [int(size) for size in sizes]
 
         def call(self, inputs):
-            return tf.split(inputs, self.sizes, axis=-1)
+            # Slices, not tf.split: TFLite makes the latter SPLIT_V, which XNNPACK does not take.
+            starts = np.cumsum([0] + self.sizes[:-1])
+            return [inputs[..., start:start + size] for start, size in zip(starts, self.sizes)]
 
         def compute_output_shape(self, input_shape):
             return [(*input_shape[:-1], size) for size in self.sizes]
@@ -464,6 +466,26 @@ def _conv_initializer(keras, fan_out=None, filters=None):
     """
     scale = 2.0 if fan_out is None else 2.0 * filters / fan_out
     return keras.initializers.VarianceScaling(scale=scale, mode="fan_out", distribution="untruncated_normal")
+
+
+# XNNPACK's CONCATENATION takes at most five inputs; one with more stays with TFLite's kernels, splitting the
+# graph into partitions.
+CONCATENATION_INPUTS = 4
+
+
+def concatenate_in_groups(tensors, axis, name=None):
+    """``tensors`` concatenated along ``axis`` by concatenations of at most ``CONCATENATION_INPUTS`` inputs each
+    (the same values as one concatenation); named ``name``, its first steps ``{name}_0``, ``{name}_1``, ...."""
+    keras = _layers_of(tensors[0]).keras
+    step = 0
+    while len(tensors) > CONCATENATION_INPUTS:
+        groups = [tensors[i:i + CONCATENATION_INPUTS] for i in range(0, len(tensors), CONCATENATION_INPUTS)]
+        tensors = []
+        for group in groups:
+            tensors.append(group[0] if len(group) == 1 else keras.layers.Concatenate(
+                axis=axis, name=None if name is None else f"{name}_{step}")(group))
+            step += len(group) > 1
+    return keras.layers.Concatenate(axis=axis, name=name)(tensors) if len(tensors) > 1 else tensors[0]
 
 
 def conv_norm_act(x, filters, kernel_size=1, strides=1, depthwise=False, use_norm=True,

@@ -263,6 +263,8 @@ def tile_high_resolution_stages(model, strips):
     """
     import keras
 
+    from keras_mobilevitv2.layers import concatenate_in_groups
+
     nodes, cut = _high_resolution_prefix(model)
     if strips < 2 or cut is None:
         return model, []
@@ -308,16 +310,14 @@ def tile_high_resolution_stages(model, strips):
                 x = layer(x if len(x) > 1 else x[0])
             held[id(node.outputs[0])] = (x, low)
         pieces.append(held[id(cut)][0])
-    while len(pieces) > 1:  # XNNPACK concatenates up to 4 tensors in one op
-        pieces = [keras.layers.Concatenate(axis=1)(group) if len(group) > 1 else group[0]
-                  for group in (pieces[i:i + 4] for i in range(0, len(pieces), 4))]
+    joined = concatenate_in_groups(pieces, axis=1)
 
     tiled = {id(node.operation) for node in nodes}
     cut_layer = nodes[-1].operation
 
     def operation(layer):
         if layer is cut_layer:
-            return lambda *args, **kwargs: pieces[0]
+            return lambda *args, **kwargs: joined
         if id(layer) in tiled:
             return lambda *args, **kwargs: None  # computed in the strips
         return layer

@@ -11,7 +11,7 @@ by row, levels concatenated: the anchor order of ``detection.anchors``.
 """
 
 from ..detection.anchors import anchors_per_location
-from ..layers import _layers_of, conv_norm_act
+from ..layers import _layers_of, concatenate_in_groups, conv_norm_act
 
 EXTRA_CHANNELS = (256, 128, 128)  # the stride-64, 128 and 256 layers
 GLOBAL_CHANNELS = 64
@@ -51,5 +51,5 @@ def ssdlite_head(maps, classes, logits_dtype=None):
         x = keras.layers.Conv2D(anchors * values, 1, use_bias=True, dtype=logits_dtype,
                                 name=f"{name}_conv" if last else f"{name}_pw")(x)
         per_level.append(keras.layers.Reshape((-1, values), name=f"{name}_anchors")(x))
-    outputs = keras.layers.Concatenate(axis=1, name="ssd_concat")(per_level)
+    outputs = concatenate_in_groups(per_level, axis=1, name="ssd_concat")  # XNNPACK runs it whole
     return layers.SplitChannels((BOX_CODES, classes), name="ssd_split")(outputs)

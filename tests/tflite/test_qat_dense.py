@@ -75,9 +75,8 @@ def test_qat_trains_a_dense_model_and_converts_it_to_int8(task, tmp_path, capsys
     assert facts["outputs"] == ("head-logits" if task == "segmentation" else "detections")
     custom = ["TFLite_Detection_PostProcess"] if task == "detection" else []
     assert report.custom_ops == custom and "CONV_2D" in report.ops
-    # Float islands in the QAT file: XNNPACK runs the graph whole (a detector's post-processing op aside, and the
-    # six-input CONCATENATION and SPLIT_V before it, which it leaves in float32 files too).
-    assert report.xnnpack.partitions == (1 if task == "segmentation" else 2), report.xnnpack
+    # Float islands in the QAT file: XNNPACK runs the graph whole (a detector's post-processing op aside).
+    assert report.xnnpack.partitions == 1, report.xnnpack
     assert {"RSQRT", "SOFTMAX"} <= set(report.float_ops), report.float_ops
 
     # The file computes what the fake-quantized model computes (raw outputs: the detector converted without its

@@ -65,7 +65,7 @@ def test_post_processing_of_its_own_outputs_gives_the_official_detections(import
 
 def test_official_detector_survives_conversion_with_its_post_processing_inside(imported, reference, tmp_path,
                                                                                 capsys):
-    from mobilevitv2_tflite.convert import convert
+    from mobilevitv2_tflite.convert import convert, xnnpack_delegation
     from mobilevitv2_tflite.metadata import read_metadata, read_standard_metadata_of
     from mobilevitv2_tflite.runtime import TFLiteDetector
 
@@ -81,6 +81,10 @@ def test_official_detector_survives_conversion_with_its_post_processing_inside(i
     path = str(tmp_path / "ssdlite.tflite")
     assert cli_main(["convert", keras_path, "--out", path, "--score-threshold", "0.5"]) == 0
     assert "custom op: TFLite_Detection_PostProcess (LiteRT's default op resolver" in capsys.readouterr().out
+    # XNNPACK runs everything before that op in one piece: the levels' concatenation and the split into boxes
+    # and classes included.
+    delegation = xnnpack_delegation(path)
+    assert delegation.partitions == 1 and delegation.not_delegated == {"TFLite_Detection_PostProcess": 1}, delegation
     facts = read_metadata(path)
     assert facts["outputs"] == "detections" and facts["postprocessing"] == {
         "score_threshold": 0.5, "iou_threshold": 0.5, "max_detections": 200, "regular_nms": True, "num_classes": 80}
