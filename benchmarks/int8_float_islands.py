@@ -3,9 +3,9 @@
 Imports the official reference checkpoints of ``mobilevitv2_050`` and
 ``mobilevit_xxs`` (tests/fixtures/cvnets: not trained, but with batch-norm
 statistics measured on images, so their logits depend on the input at full
-scale), converts each at 256 to int8 twice, from one calibration (six of
-scikit-image's photos): as `mobilevitv2 convert` writes it (float islands) and
-with every op in int8 (``--all-int8``). On six other photos it reports each
+scale), converts each at 256 to int8 with every op in int8 (``--all-int8``),
+calibrated on six of scikit-image's photos, and turns that file's islands to
+float as `mobilevitv2 convert` does. On six other photos it reports each
 file's mean absolute logit error against Keras, over the spread (standard
 deviation) of the Keras logits, its top-1 agreement, and XNNPACK's partitions.
 Writes benchmarks/results/int8_float_islands.{json,md}.
@@ -22,8 +22,8 @@ import numpy as np
 
 import keras_mobilevitv2 as kmv
 from keras_mobilevitv2.files import write_json, write_text
-from mobilevitv2_tflite.convert import (calibrated_content, fixed_size_model, load_keras_model, quantize_calibrated,
-                                        xnnpack_delegation)
+from mobilevitv2_tflite.convert import fixed_size_model, load_keras_model, tflite_content, xnnpack_delegation
+from mobilevitv2_tflite.float_islands import float_islands_in_quantized
 
 from common import machine, markdown_table
 
@@ -63,9 +63,8 @@ def measure(name, work):
     graph = fixed_size_model(load_keras_model(keras_path), precision="int8", outputs="logits")[0]
     test, calibration = photos(TEST_PHOTOS), photos(CALIBRATION_PHOTOS)
     reference = graph.predict(test, batch_size=1, verbose=0)
-    calibrated = calibrated_content(graph, [[image[np.newaxis]] for image in calibration])
-    files = {"float islands": quantize_calibrated(calibrated),
-             "all int8": quantize_calibrated(calibrated, float_islands=False)}
+    all_int8 = tflite_content(graph, "int8", [[image[np.newaxis]] for image in calibration], float_islands=False)
+    files = {"float islands": float_islands_in_quantized(all_int8), "all int8": all_int8}
     rows = []
     for kind, content in files.items():
         path = os.path.join(work, f"{name}_{kind.replace(' ', '_')}.tflite")

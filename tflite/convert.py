@@ -11,7 +11,7 @@ import numpy as np
 
 from keras_mobilevitv2.files import atomic_output, check_output_path
 
-from .float_islands import float_islands_in_quantized, quantize_with_float_islands
+from .float_islands import float_islands_in_quantized
 from .graph import GraphRewrites, check_strips, rewrite_for_conversion
 from .metadata import add_metadata
 
@@ -442,33 +442,19 @@ def custom_ops(content):
 def tflite_content(model, precision="fp32", calibration=None, io_type="float32", float_islands=True):
     """The ``.tflite`` bytes of a fixed-size Keras model (Keras 3 or tf_keras), builtin ops only.
 
-    ``calibration``: for ``int8``, a list of ``[image batch]`` inputs as the model
-    takes them. ``float_islands``: for ``int8``, keep the ops XNNPACK has no int8
-    kernel for in float inside the int8 file (module ``float_islands``), so XNNPACK runs
-    the whole graph: quantized around them after calibration, or, for a
-    quantization-aware model, turned to float in the quantized file. Any Keras
-    model converts here the same way (the speed benchmark converts kimm's with it,
+    ``calibration``: for post-training ``int8``, a list of ``[image batch]``
+    inputs as the model takes them (a quantization-aware model takes its ranges
+    from its fake-quant nodes). ``float_islands``: for ``int8``, the ops XNNPACK
+    has no int8 kernel for turned to float inside the int8 file (module
+    ``float_islands``), so that XNNPACK runs the whole graph. Any Keras model
+    converts here the same way (the speed benchmark converts kimm's with it,
     without islands, as TFLiteConverter does by default).
     """
-    if precision != "int8" or not float_islands:
-        return _converted(model, precision, calibration, io_type)
-    try:
-        if is_quantization_aware(model):  # ranges from the fake-quant nodes: the islands made in the int8 file
-            return float_islands_in_quantized(_converted(model, precision, calibration, io_type))
-        return quantize_calibrated(calibrated_content(model, calibration), io_type)
-    except ConversionError:
-        raise
-    except Exception as error:  # noqa: BLE001 - TensorFlow's quantizer, reported in a line
-        raise ConversionError(f"int8 quantization failed: {(str(error).splitlines() or ['?'])[0][:300]}") from None
+    content = _converted(model, precision, calibration, io_type)
+    return float_islands_in_quantized(content) if precision == "int8" and float_islands else content
 
 
-def calibrated_content(model, calibration):
-    """The float ``.tflite`` bytes of a fixed-size Keras model with the value ranges of ``calibration`` (a list
-    of ``[image batch]`` inputs) recorded: what ``quantize_calibrated`` quantizes, once or several ways."""
-    return _converted(model, "int8", calibration, calibrate_only=True)
-
-
-def _converted(model, precision, calibration=None, io_type="float32", calibrate_only=False):
+def _converted(model, precision, calibration=None, io_type="float32"):
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
@@ -482,8 +468,6 @@ def _converted(model, precision, calibration=None, io_type="float32", calibrate_
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = getattr(tf, io_type)
         converter.inference_output_type = getattr(tf, io_type)
-        # The float graph with its ranges, not quantized (what QuantizationDebugger asks for too).
-        converter._experimental_calibrate_only = calibrate_only  # noqa: SLF001
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # Keras prints the whole saved signature
             return converter.convert()
@@ -492,18 +476,6 @@ def _converted(model, precision, calibration=None, io_type="float32", calibrate_
         if detail:
             raise ConversionError(f"the model needs ops outside TFLite's builtins: {detail}") from None
         raise ConversionError(f"conversion failed: {str(error).splitlines()[0][:300]}") from None
-
-
-def quantize_calibrated(calibrated, io_type="float32", float_islands=True):
-    """Full-integer ``.tflite`` bytes from ``calibrated_content``: with float islands
-    (``quantize_with_float_islands``), or every op in int8 (TensorFlow's quantizer as TFLiteConverter runs it)."""
-    if float_islands:
-        return quantize_with_float_islands(calibrated, io_type)
-    import tensorflow as tf
-    from tensorflow.lite.python import convert as lite_convert
-
-    return lite_convert.mlir_quantize(calibrated, input_data_type=getattr(tf, io_type),
-                                      output_data_type=getattr(tf, io_type))
 
 
 def write_tflite(content, out, facts, input_size, precision, io_type, outputs, **more):

@@ -6,12 +6,11 @@ apart. Left in int8, TFLite's reference kernels run them, each one splitting XNN
 and back in (mobilevitv2_050: 31 partitions; mobilevit_xxs: 52, and its int8 file 2.7x slower than its float32
 one). Kept in float, between a DEQUANTIZE and a QUANTIZE that XNNPACK also runs: one partition.
 
-Two ways in, one for each way an int8 file is made:
-
-- post-training quantization: ``quantize_with_float_islands`` quantizes a calibrated float file with TensorFlow's
-  own quantizer, told which ops to leave in float;
-- quantization-aware training, whose converter takes its ranges from the fake-quant nodes, with no calibration
-  step to hook into: ``float_islands_in_quantized`` turns those ops of the finished int8 file into float ops.
+Every int8 file, post-training or quantization-aware, is quantized as TFLiteConverter quantizes it, every op
+in int8; ``float_islands_in_quantized`` then turns those ops of the finished file into float ops, reading and
+writing the same int8 tensors. As accurate as TFLite's int8 kernels on them (the same ranges in and out), though
+not the same bits. (Quantizing again with those ops on the quantizer's denylist gave the same logit error and
+speed, with a second quantization for each scale XNNPACK refused.)
 """
 
 import numpy as np
@@ -22,31 +21,6 @@ FLOAT_ISLAND_OPS = ("RSQRT", "SOFTMAX", "BATCH_MATMUL", "SQUARED_DIFFERENCE")
 # XNNPACK's int8 ADD / SUB take each input's scale over the output's in [2^-10, 2^8), its MUL the product of
 # the inputs' scales over the output's in [2^-16, 2^8) (xnnpack_delegate.cc); outside, TFLite's kernel runs the op.
 XNNPACK_SCALE_RATIOS = {"ADD": (2.0 ** -10, 2.0 ** 8), "SUB": (2.0 ** -10, 2.0 ** 8), "MUL": (2.0 ** -16, 2.0 ** 8)}
-
-
-def quantize_with_float_islands(calibrated, io_type="float32"):
-    """Full-integer quantization of a calibrated float ``.tflite`` (bytes), with ``FLOAT_ISLAND_OPS`` and the
-    element-wise ops whose int8 scales XNNPACK refuses kept in float.
-
-    Those are additions of a constant far smaller than the tensor it is added to: the norms' ``variance +
-    epsilon`` (epsilon / 255 is about 1e-5 of the variance's scale; in int8 epsilon rounds to 0 anyway) and a
-    trained norm's near-zero shifts. They are found in the quantized file, by its scales, and the file is
-    quantized again with them in float. The rest of the graph is quantized exactly as TFLiteConverter does it
-    (the same MLIR quantizer); the float ops read and write the int8 tensors through DEQUANTIZE and QUANTIZE.
-    """
-    import tensorflow as tf
-    from tensorflow.lite.python import convert as lite_convert
-
-    kept_in_float = []
-    for _ in range(4):  # a second pass finds none so far; a few more, should float ops move their neighbours
-        content = lite_convert.mlir_quantize(
-            calibrated, input_data_type=getattr(tf, io_type), output_data_type=getattr(tf, io_type),
-            denylisted_ops=list(FLOAT_ISLAND_OPS), denylisted_nodes=kept_in_float or None)
-        refused = [name for name in scales_xnnpack_refuses(content) if name not in kept_in_float]
-        if not refused:
-            break
-        kept_in_float += refused
-    return content
 
 
 def float_islands_in_quantized(content):
