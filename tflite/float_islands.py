@@ -15,6 +15,8 @@ speed, with a second quantization for each scale XNNPACK refused.)
 
 import numpy as np
 
+from .flatbuffer import model_bytes, model_object
+
 # SQUARED_DIFFERENCE is Keras' LayerNormalization's (v1).
 FLOAT_ISLAND_OPS = ("RSQRT", "SOFTMAX", "BATCH_MATMUL", "SQUARED_DIFFERENCE")
 
@@ -30,9 +32,8 @@ def float_islands_in_quantized(content):
     The same ranges in and out, so the file is as accurate as with TFLite's int8 kernels, though not the same
     bits; the rest of the file is untouched."""
     from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
 
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(content))
+    model = model_object(content)
     graph = model.subgraphs[0]
     names = _builtin_names()
 
@@ -110,7 +111,7 @@ def float_islands_in_quantized(content):
     read = {i for op in operators for i in op.inputs} | set(graph.outputs)
     operators = [op for op in operators if not any(op is requantized.get(i) and i not in read for i in op.outputs)]
     graph.operators = operators
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+    return model_bytes(model)
 
 
 def _operator(opcode_index, source, target):

@@ -13,9 +13,10 @@ import json
 import os
 import struct
 
+import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema
-from tensorflow.lite.tools import flatbuffer_utils
 
+from .flatbuffer import model_bytes, model_object
 from .standard_metadata import STANDARD_METADATA_NAME, append_associated_files, standard_metadata
 
 METADATA_NAME = "keras_mobilevitv2"
@@ -25,10 +26,10 @@ class MetadataError(ValueError):
     """Bytes whose metadata cannot be read: not a TFLite model, or a damaged one; the message names the file."""
 
 
-def add_metadata(model_bytes, facts):
-    """``model_bytes`` (a converted model, no metadata of this module yet) with ``facts`` (a JSON-able dict)
+def add_metadata(content, facts):
+    """``content`` (a converted model's bytes, no metadata of this module yet) with ``facts`` (a JSON-able dict)
     stored under ``METADATA_NAME``, and the standard TFLite Metadata built from them, its files appended."""
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(model_bytes))
+    model = model_object(content)
     _set_entry(model, METADATA_NAME, json.dumps(facts, sort_keys=True).encode("utf-8"))
     graph = model.subgraphs[0]
     tensor_type = {index: graph.tensors[index].type for index in (*graph.inputs, *graph.outputs)}
@@ -39,7 +40,7 @@ def add_metadata(model_bytes, facts):
                 [int(s) for s in graph.tensors[index].shape]) for index in graph.outputs]
     standard, files = standard_metadata(facts, tensor_type[graph.inputs[0]], outputs)
     _set_entry(model, STANDARD_METADATA_NAME, standard)
-    return append_associated_files(bytes(flatbuffer_utils.convert_object_to_bytearray(model)), files)
+    return append_associated_files(model_bytes(model), files)
 
 
 def _text(name):
@@ -49,7 +50,7 @@ def _text(name):
 def _set_entry(model, name, data):
     """Stores ``data`` in a new buffer under the metadata entry ``name``, replacing an entry of that name."""
     buffer = schema.BufferT()
-    buffer.data = list(data)
+    buffer.data = np.frombuffer(bytes(data), np.uint8)
     model.buffers.append(buffer)
     entry = schema.MetadataT()
     entry.name = name

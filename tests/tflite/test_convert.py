@@ -107,6 +107,11 @@ def test_every_precision_keeps_the_digits_model(digits_model, tmp_path):
     assert results["int8"]["top1_agreement"] >= results["all-int8"]["top1_agreement"]
     assert results["int8"]["mean_probability_difference"] <= results["all-int8"]["mean_probability_difference"] * 1.1
     assert TFLiteClassifier(str(tmp_path / "int8.tflite")).input["dtype"] == np.uint8
+    # Rewritten after conversion (metadata, the int8 files' islands), every file keeps its weights 16-byte aligned
+    # as the schema asks and TFLiteConverter writes them.
+    for precision in precisions:
+        offsets = _buffer_offsets(tmp_path / f"{precision}.tflite")
+        assert len(offsets) > 50 and all(offset % 16 == 0 for offset in offsets), precision
     # XNNPACK takes the whole graph, float32 and int8 alike: the int8 file keeps the norms' inverse square roots
     # and the softmaxes (no int8 kernel) and the additions of tiny constants (epsilon; near-zero shifts of a
     # trained norm: scales XNNPACK refuses) in float, and only the uint8 <-> int8 requantizing of its input and
@@ -117,6 +122,15 @@ def test_every_precision_keeps_the_digits_model(digits_model, tmp_path):
     assert set(reports["int8"].float_ops) == {"ADD", "RSQRT", "SOFTMAX"}, reports["int8"].float_ops
     assert "float islands" in reports["int8"].summary() and not reports["fp32"].float_ops
     assert reports["all-int8"].xnnpack.partitions > 10 and not reports["all-int8"].float_ops
+
+
+def _buffer_offsets(path):
+    """Where the data of each non-empty buffer of a ``.tflite`` file starts, in bytes from the file's start."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(bytearray(open(path, "rb").read()), 0)
+    buffers = [model.Buffers(i) for i in range(model.BuffersLength())]
+    return [buffer._tab.Vector(buffer._tab.Offset(4)) for buffer in buffers if buffer.DataLength()]  # noqa: SLF001
 
 
 @pytest.mark.parametrize("name", ["mobilevitv2_050", "mobilevit_xxs"])
