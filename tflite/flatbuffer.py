@@ -1,8 +1,9 @@
 """A ``.tflite`` flatbuffer as TFLite's Python objects and back, its buffers aligned as TFLiteConverter aligns them.
 
 The schema asks for 16-byte aligned buffer data (``force_align: 16``); the
-flatbuffers Python builder ignores that and aligns bytes to 1, so a file
-rewritten through ``flatbuffer_utils`` had its weights at any multiple of 4.
+flatbuffers Python builder ignores that and aligns a byte vector only as its
+4-byte length prefix needs, so a file rewritten through ``flatbuffer_utils``
+had its weights at any multiple of 4.
 """
 
 import flatbuffers
