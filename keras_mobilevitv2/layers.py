@@ -468,8 +468,8 @@ def _conv_initializer(keras, fan_out=None, filters=None):
     return keras.initializers.VarianceScaling(scale=scale, mode="fan_out", distribution="untruncated_normal")
 
 
-# XNNPACK's CONCATENATION takes at most five inputs; one with more stays with TFLite's kernels, splitting the
-# graph into partitions.
+# XNNPACK's CONCATENATION takes at most five inputs (LiteRT 2.3); one with more stays with TFLite's kernels,
+# splitting the graph into partitions. Groups of four, as the row-strip rewrite has always cut them.
 CONCATENATION_INPUTS = 4
 
 
