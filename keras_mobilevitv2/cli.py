@@ -5,7 +5,12 @@ import json
 import os
 import sys
 
+from mobilevitv2_tflite.convert import IO_TYPES, OUTPUTS, PRECISIONS
+
 from .files import check_output_path
+from .models import TASKS
+
+ALL_OUTPUTS = tuple(dict.fromkeys(output for outputs in OUTPUTS.values() for output in outputs))
 
 
 class ImageSizeAction(argparse.Action):
@@ -317,7 +322,7 @@ def _add_train_arguments(parser):
                              "PASCAL VOC, ADE20k, or DIR/images + DIR/masks (also under train/ and val/)")
     parser.add_argument("--model", help="registry name (default mobilevitv2_050, or deeplabv3_mobilevitv2_050 for "
                                         "--task segmentation)")
-    parser.add_argument("--task", choices=["classification", "segmentation", "detection"],
+    parser.add_argument("--task", choices=TASKS,
                         help="default: the model's task")
     parser.add_argument("--out", required=True, help="the run directory")
     _add_image_size(parser, help="training size, S or H W (default: the task's recipe, 256 or 512 crops)")
@@ -385,7 +390,7 @@ def build_parser():
 
     info = commands.add_parser("info", help="parameters, GMACs and output shape of registry models")
     info.add_argument("models", nargs="*", metavar="NAME", help="registry names (default: all of --task)")
-    info.add_argument("--task", choices=["classification", "segmentation", "detection"], default="classification")
+    info.add_argument("--task", choices=TASKS, default="classification")
     _add_image_size(info, help="S or H W (default: the task's official size, 256 or 512)")
     info.add_argument("--json", action="store_true", help="print JSON instead of a table")
     info.set_defaults(run=cmd_info)
@@ -394,7 +399,7 @@ def build_parser():
         "quickstart", help="the main job: the zoo's table, then MobileViTv2-0.5 on data made here: train, "
                            "convert, evaluate and benchmark, report (classification: the digits, float32 and int8; "
                            "segmentation: digits on photos, DeepLabv3; detection: digits on photos, SSDLite)")
-    quickstart.add_argument("--task", choices=["classification", "segmentation", "detection"],
+    quickstart.add_argument("--task", choices=TASKS,
                             default="classification")
     quickstart.add_argument("--out", help="where data and run go (default mobilevitv2-quickstart[-TASK])")
     _add_image_size(quickstart, help="training size, S or H W (default 64 for classification, 128 for "
@@ -426,7 +431,7 @@ def build_parser():
                                  "(classification), or pasted on scikit-image's photos with masks (segmentation) "
                                  "or boxes (detection)")
     sample.add_argument("out")
-    sample.add_argument("--task", choices=["classification", "segmentation", "detection"], default="classification")
+    sample.add_argument("--task", choices=TASKS, default="classification")
     sample.add_argument("--overwrite", action="store_true")
     sample.set_defaults(run=cmd_make_sample_data)
 
@@ -444,10 +449,10 @@ def build_parser():
     convert = commands.add_parser("convert", help=".keras -> .tflite (fp32, fp16, dynamic, int8), builtin ops only")
     convert.add_argument("model", help="a .keras model of this package, or a QAT run directory (qat)")
     convert.add_argument("--out", required=True, help="the .tflite file to write")
-    convert.add_argument("--precision", choices=["fp32", "fp16", "dynamic", "int8"], default="fp32")
+    convert.add_argument("--precision", choices=PRECISIONS, default="fp32")
     convert.add_argument("--calibration-data", help="images for int8 calibration (a folder)")
     convert.add_argument("--calibration-steps", type=int, default=200)
-    convert.add_argument("--io-type", choices=["float32", "uint8", "int8"], default="float32",
+    convert.add_argument("--io-type", choices=IO_TYPES, default="float32",
                          help="input / output type of an int8 model")
     convert.add_argument("--all-int8", action="store_true",
                          help="int8: every op in int8, for integer-only accelerators (NNAPI, Edge TPU). By default "
@@ -458,7 +463,7 @@ def build_parser():
                          help="row strips for the stages before the first attention block, so that their feature "
                               "maps stay in the cache: auto (by map size; none at 256x256 or for int8) or a number "
                               "(1: none)")
-    convert.add_argument("--outputs", choices=["probabilities", "logits", "detections", "raw", "head-logits", "mask"],
+    convert.add_argument("--outputs", choices=ALL_OUTPUTS,
                          help="a classifier's: probabilities (default: MediaPipe Tasks and the Android app show them "
                               "as they are) or logits; a detector's: detections (default: the post-processing in "
                               "the file, as TFLite_Detection_PostProcess) or raw (box regressions, class logits); a "
@@ -491,7 +496,7 @@ def build_parser():
                      help="update BatchNorm statistics too (default: keep the float model's)")
     qat.add_argument("--calibration-steps", type=int, default=200,
                      help="images that calibrate the ops fake-quantization does not cover")
-    qat.add_argument("--io-type", choices=["float32", "uint8", "int8"], default="uint8")
+    qat.add_argument("--io-type", choices=IO_TYPES, default="uint8")
     qat.add_argument("--overwrite", action="store_true")
     qat.set_defaults(run=cmd_qat)
 
