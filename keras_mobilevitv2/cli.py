@@ -456,7 +456,7 @@ def build_parser():
                          help="input / output type of an int8 model")
     convert.add_argument("--all-int8", action="store_true",
                          help="int8: every op in int8, for integer-only accelerators (NNAPI, Edge TPU). By default "
-                              "the ops XNNPACK has no int8 kernel for (norms, softmaxes, v1's attention products) "
+                              "the ops XNNPACK has no int8 kernel for (norms, softmaxes) "
                               "stay in float inside the file, so that XNNPACK runs the whole graph on the CPU")
     _add_image_size(convert, help="convert at this size, S or H W (default: the model's)")
     convert.add_argument("--strips", type=_strips, default="auto",

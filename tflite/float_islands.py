@@ -1,16 +1,22 @@
 """int8 files that XNNPACK runs whole: the ops it has no int8 kernel for kept in float ("float islands").
 
-XNNPACK has no int8 kernel for RSQRT (the norms), SOFTMAX, BATCH_MATMUL (MobileViT v1's attention) and
-SQUARED_DIFFERENCE (Keras' LayerNormalization), and refuses an int8 ADD / SUB / MUL whose scales are too far
-apart. Left in int8, TFLite's reference kernels run them, each one splitting XNNPACK's graph, with a hop out
-and back in (mobilevitv2_050: 31 partitions; mobilevit_xxs: 52, and its int8 file 2.7x slower than its float32
-one). Kept in float, between a DEQUANTIZE and a QUANTIZE that XNNPACK also runs: one partition.
+XNNPACK has no int8 kernel for RSQRT (the norms), SOFTMAX and SQUARED_DIFFERENCE (Keras' LayerNormalization),
+and refuses an int8 ADD / SUB / MUL whose scales are too far apart. Left in int8, TFLite's reference kernels
+run them, each one splitting XNNPACK's graph, with a hop out and back in (mobilevitv2_050: 31 partitions;
+mobilevit_xxs: 52, and its int8 file 2.7x slower than its float32 one). Kept in float, between a DEQUANTIZE
+and a QUANTIZE that XNNPACK also runs: one partition.
 
 Every int8 file, post-training or quantization-aware, is quantized as TFLiteConverter quantizes it, every op
 in int8; ``float_islands_in_quantized`` then turns those ops of the finished file into float ops, reading and
 writing the same int8 tensors. As accurate as TFLite's int8 kernels on them (the same ranges in and out), though
 not the same bits. (Quantizing again with those ops on the quantizer's denylist gave the same logit error and
 speed, with a second quantization for each scale XNNPACK refused.)
+
+MobileViT v1's attention products (BATCH_MATMUL of two activations) stay in int8: XNNPACK runs an int8
+BATCH_MATMUL whose right-hand input has zero point 0, and TFLiteConverter gives activations any zero point,
+so that input is requantized to zero point 0 first (a QUANTIZE from int8 to int8, which XNNPACK runs), over
+the same range. Kept in float instead, they made mobilevit_xxs's int8 file 7% slower and no more accurate
+(benchmarks/int8_float_islands.py).
 """
 
 import numpy as np
@@ -18,19 +24,20 @@ import numpy as np
 from .flatbuffer import model_bytes, model_object
 
 # SQUARED_DIFFERENCE is Keras' LayerNormalization's (v1).
-FLOAT_ISLAND_OPS = ("RSQRT", "SOFTMAX", "BATCH_MATMUL", "SQUARED_DIFFERENCE")
+FLOAT_ISLAND_OPS = ("RSQRT", "SOFTMAX", "SQUARED_DIFFERENCE")
 
 # XNNPACK's int8 ADD / SUB take each input's scale over the output's in [2^-10, 2^8), its MUL the product of
 # the inputs' scales over the output's in [2^-16, 2^8) (xnnpack_delegate.cc); outside, TFLite's kernel runs the op.
 XNNPACK_SCALE_RATIOS = {"ADD": (2.0 ** -10, 2.0 ** 8), "SUB": (2.0 ** -10, 2.0 ** 8), "MUL": (2.0 ** -16, 2.0 ** 8)}
 
 
-def float_islands_in_quantized(content):
-    """int8 ``.tflite`` bytes with every ``FLOAT_ISLAND_OPS`` op, and every element-wise op whose scales XNNPACK
+def float_islands_in_quantized(content, island_ops=FLOAT_ISLAND_OPS):
+    """int8 ``.tflite`` bytes with every ``island_ops`` op, and every element-wise op whose scales XNNPACK
     refuses, turned into its float op: DEQUANTIZE on each int8 input (a constant input is stored dequantized),
     QUANTIZE back to the int8 output with its scale and zero point; islands that feed each other pass floats.
     The same ranges in and out, so the file is as accurate as with TFLite's int8 kernels, though not the same
-    bits; the rest of the file is untouched."""
+    bits. An int8 BATCH_MATMUL reads its right-hand input requantized to zero point 0. The rest of the file is
+    untouched. ``island_ops``: the ops kept in float (benchmarks/int8_float_islands.py adds BATCH_MATMUL)."""
     from tensorflow.lite.python import schema_py_generated as schema
 
     model = model_object(content)
@@ -75,11 +82,35 @@ def float_islands_in_quantized(content):
         data = model.buffers[graph.tensors[index].buffer].data
         return None if data is None or len(data) == 0 else np.asarray(data, np.uint8).view(np.int8)
 
+    def at_zero_point_0(index):
+        """Tensor ``index`` (per-tensor int8) requantized to zero point 0 over the same range, made once."""
+        if index not in symmetric:
+            tensor = graph.tensors[index]
+            scale, zero_point = float(tensor.quantization.scale[0]), int(tensor.quantization.zeroPoint[0])
+            low, high = scale * (-128 - zero_point), scale * (127 - zero_point)
+            twin = schema.TensorT()
+            twin.name = tensor.name + b"/zero_point_0"
+            twin.shape, twin.shapeSignature, twin.hasRank = tensor.shape, tensor.shapeSignature, tensor.hasRank
+            twin.type, twin.buffer = schema.TensorType.INT8, 0
+            twin.quantization = schema.QuantizationParametersT()
+            twin.quantization.scale, twin.quantization.zeroPoint = [max(-low / 128, high / 127)], [0]
+            graph.tensors.append(twin)
+            symmetric[index] = len(graph.tensors) - 1
+            source = float_of.get(index, index)  # an island's output is requantized from its float value
+            operators.append(_operator(opcode_index("QUANTIZE"), source, symmetric[index]))
+        return symmetric[index]
+
     refused = set(scales_xnnpack_refuses(content))
     operators, float_of, requantized = [], {}, {}  # float_of: an island's int8 output -> its float value
+    symmetric = {}  # an int8 tensor -> its copy at zero point 0
     for op in graph.operators:
+        if op_name(op) == "BATCH_MATMUL" and op_name(op) not in island_ops \
+                and all(per_tensor_int8(i) for i in op.inputs):
+            right = op.inputs[1]
+            if graph.tensors[right].quantization.zeroPoint[0] != 0:
+                op.inputs[1] = at_zero_point_0(right)
         outputs = [graph.tensors[i].name.decode("utf-8") for i in op.outputs]
-        chosen = op_name(op) in FLOAT_ISLAND_OPS or any(name in refused for name in outputs)
+        chosen = op_name(op) in island_ops or any(name in refused for name in outputs)
         tensors = [i for i in list(op.inputs) + list(op.outputs) if i >= 0]
         quantized = [i for i in tensors if per_tensor_int8(i)]
         per_channel = [i for i in tensors if graph.tensors[i].type == schema.TensorType.INT8 and i not in quantized]
