@@ -322,8 +322,7 @@ def _add_train_arguments(parser):
                              "PASCAL VOC, ADE20k, or DIR/images + DIR/masks (also under train/ and val/)")
     parser.add_argument("--model", help="registry name (default mobilevitv2_050, or deeplabv3_mobilevitv2_050 for "
                                         "--task segmentation)")
-    parser.add_argument("--task", choices=TASKS,
-                        help="default: the model's task")
+    parser.add_argument("--task", choices=TASKS, help="default: the model's task")
     parser.add_argument("--out", required=True, help="the run directory")
     _add_image_size(parser, help="training size, S or H W (default: the task's recipe, 256 or 512 crops)")
     parser.add_argument("--epochs", type=int)
@@ -399,8 +398,7 @@ def build_parser():
         "quickstart", help="the main job: the zoo's table, then MobileViTv2-0.5 on data made here: train, "
                            "convert, evaluate and benchmark, report (classification: the digits, float32 and int8; "
                            "segmentation: digits on photos, DeepLabv3; detection: digits on photos, SSDLite)")
-    quickstart.add_argument("--task", choices=TASKS,
-                            default="classification")
+    quickstart.add_argument("--task", choices=TASKS, default="classification")
     quickstart.add_argument("--out", help="where data and run go (default mobilevitv2-quickstart[-TASK])")
     _add_image_size(quickstart, help="training size, S or H W (default 64 for classification, 128 for "
                                      "segmentation and detection)")
@@ -456,8 +454,8 @@ def build_parser():
                          help="input / output type of an int8 model")
     convert.add_argument("--all-int8", action="store_true",
                          help="int8: every op in int8, for integer-only accelerators (NNAPI, Edge TPU). By default "
-                              "the ops XNNPACK has no int8 kernel for (norms, softmaxes) "
-                              "stay in float inside the file, so that XNNPACK runs the whole graph on the CPU")
+                              "the ops XNNPACK has no int8 kernel for (norms, softmaxes) stay in float inside the "
+                              "file, so that XNNPACK runs the whole graph on the CPU")
     _add_image_size(convert, help="convert at this size, S or H W (default: the model's)")
     convert.add_argument("--strips", type=_strips, default="auto",
                          help="row strips for the stages before the first attention block, so that their feature "
