@@ -137,8 +137,7 @@ def float_islands_in_quantized(content, island_ops=FLOAT_ISLAND_OPS):
                 op.outputs[position] = float_of[index] = float_twin(index)
                 requantized[index] = _operator(opcode_index("QUANTIZE"), op.outputs[position], index)
                 operators.append(requantized[index])
-    # An island's int8 output that only other islands read (v1's attention chain, a norm's ADD and RSQRT) is not
-    # written at all.
+    # An island's int8 output that only other islands read (a norm's ADD, read by its RSQRT) is not written at all.
     read = {i for op in operators for i in op.inputs} | set(graph.outputs)
     operators = [op for op in operators if not any(op is requantized.get(i) and i not in read for i in op.outputs)]
     graph.operators = operators
