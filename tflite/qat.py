@@ -6,8 +6,9 @@ under tf_keras by the zoo's one code path (``keras_module="tf_keras"``), takes
 the trained weights, and gets fake-quantization. tfmot's registry knows
 Keras' convolutions, norms and activations; the layers of this package get
 their own QuantizeConfigs here: reshapes, resizes, splits, pooling, dropout and
-the input scaling pass values through unchanged, the one-group norm and the
-attentions' token mixing have their outputs quantized. DeepLabv3's atrous
+the input scaling pass values through unchanged, the norms (MobileViTv2's
+one-group norm, MobileViT's LayerNormalization, which tfmot's registry lacks)
+and the attentions' token mixing have their outputs quantized. DeepLabv3's atrous
 convolutions train in their fast tap-sum form (``AtrousConv2D``, a Conv2D
 subclass tfmot does not know) with tfmot's convolution weight quantizers, their
 outputs quantized after the BatchNormalization that follows them (as a folded
@@ -41,7 +42,7 @@ QAT_TFLITE = "model_int8.tflite"
 # gets its own quantizer, and a Conv2D subclass that tfmot does not know.
 PASS_THROUGH_LAYERS = ("Preprocessing", "UnfoldPatches", "FoldPatches", "ResizeToMultiple", "ResizeLike", "ResizeTo",
                        "SplitChannels", "AdaptiveAveragePooling", "SpatialDropout2D")
-OUTPUT_QUANTIZED_LAYERS = ("OneGroupNorm", "SeparableAttention", "MultiHeadPatchAttention")
+OUTPUT_QUANTIZED_LAYERS = ("OneGroupNorm", "LayerNormalization", "SeparableAttention", "MultiHeadPatchAttention")
 CONVOLUTION_LAYERS = ("AtrousConv2D",)
 
 
