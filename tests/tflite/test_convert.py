@@ -137,8 +137,9 @@ def _buffer_offsets(path):
 def test_int8_runs_whole_in_xnnpack_with_float_islands(name, tmp_path):
     # The ops XNNPACK has no int8 kernel for (norms, softmaxes) stay in float inside the int8 file, and v1's
     # attention products take the zero point XNNPACK's int8 kernel needs: one partition, where plain
-    # TFLiteConverter int8 splits v2 at every norm and v1 at every attention. (That this costs no accuracy is measured on the trained digits model above; these weights are
-    # random, so their int8 files are only checked to still compute the model: logits correlated with Keras'.)
+    # TFLiteConverter int8 splits v2 at every norm and v1 at every attention. (That this costs no accuracy is
+    # measured on the trained digits model above; these weights are random, so their int8 files are only checked
+    # to still compute the model: logits correlated with Keras'.)
     import keras
     import skimage.data
     from ai_edge_litert.interpreter import Interpreter
