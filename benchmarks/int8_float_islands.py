@@ -91,6 +91,16 @@ def variants(all_int8):
     return files
 
 
+def write_files(files, work, stem):
+    """Writes ``{kind: .tflite bytes}`` into ``work``: ``{kind: path}``."""
+    paths = {}
+    for kind, content in files.items():
+        paths[kind] = os.path.join(work, f"{stem}_{kind.replace(' ', '_').replace(',', '')}.tflite")
+        with open(paths[kind], "wb") as file:
+            file.write(content)
+    return paths
+
+
 def measure(name, work, rounds):
     keras_path = os.path.join(work, f"{name}.keras")
     kmv.import_checkpoint(os.path.join(CHECKPOINTS, f"cvnets_{name}.pt"), name, keras_path)
@@ -99,24 +109,19 @@ def measure(name, work, rounds):
     reference = graph.predict(test, batch_size=8, verbose=0)
     all_int8 = tflite_content(graph, "int8", [[image[np.newaxis]] for image in calibration], float_islands=False)
     files = dict(variants(all_int8), float32=tflite_content(graph, "fp32"))
-    paths = {}
-    for kind, content in files.items():
-        paths[kind] = os.path.join(work, f"{name}_{kind.replace(' ', '_').replace(',', '')}.tflite")
-        with open(paths[kind], "wb") as file:
-            file.write(content)
+    paths = write_files(files, work, name)
     timed = benchmark_interleaved({kind: (path, 1) for kind, path in paths.items()}, rounds=rounds, runs=5)
-    errors = {kind: np.abs(run_file(files[kind], test) - reference).mean(1) / reference.std()
-              for kind in files if kind != "float32"}
+    logits = {kind: run_file(content, test) for kind, content in files.items() if kind != "float32"}
+    errors = {kind: np.abs(values - reference).mean(1) / reference.std() for kind, values in logits.items()}
     rows = []
     for kind, error in errors.items():
-        logits = run_file(files[kind], test)
         paired = error - errors[DEFAULT]
         rows.append({"model": name, "int8": kind, "images": len(test),
                      "mean_logit_error_over_spread": round(float(error.mean()), 4),
                      "standard_error": round(float(error.std() / np.sqrt(len(error))), 4),
                      "minus_default_paired": "" if kind == DEFAULT else
                      f"{paired.mean():+.4f} ± {paired.std() / np.sqrt(len(paired)):.4f}",
-                     "top1_agreement": round(float((logits.argmax(1) == reference.argmax(1)).mean()), 3),
+                     "top1_agreement": round(float((logits[kind].argmax(1) == reference.argmax(1)).mean()), 3),
                      "xnnpack_partitions": xnnpack_delegation(paths[kind]).partitions,
                      "ms_1t": round(timed[kind].median_ms, 2),
                      "over_fp32": round(timed[kind].median_ms / timed["float32"].median_ms, 3)})
@@ -129,14 +134,9 @@ def measure_trained(model, data, work):
     all_int8_path = os.path.join(work, "trained_all_int8.tflite")
     convert(model, all_int8_path, "int8", calibration_data=data, io_type="uint8", float_islands=False)
     with open(all_int8_path, "rb") as file:
-        files = variants(file.read())
-    paths = []
-    for kind, content in files.items():
-        paths.append(os.path.join(work, f"trained_{kind.replace(' ', '_').replace(',', '')}.tflite"))
-        with open(paths[-1], "wb") as file:
-            file.write(content)
+        paths = write_files(variants(file.read()), work, "trained")
     rows = []
-    for kind, score in zip(files, evaluate_models(paths, data, reference=model)):
+    for kind, score in zip(paths, evaluate_models(list(paths.values()), data, reference=model)):
         rows.append({"model": model, "int8": kind, "images": score["images"], "top1": round(score["top1"], 4),
                      "top1_agreement": round(score["top1_agreement"], 4),
                      "mean_probability_difference": round(score["mean_probability_difference"], 5)})
